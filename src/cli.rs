@@ -1,0 +1,160 @@
+//! The command line: parses arguments and makes one call into [`crate::ops`].
+
+use crate::ops::{self, RunOptions, Selection};
+use crate::report::{Format, Reporter};
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+const EXAMPLES: &str = "Examples:
+  provision inventories/staging.yml --check     show what would change on every host, change nothing
+  provision inventories/staging.yml             apply, printing each change as it is made
+  provision --role sidekiq                      converge only the sidekiq role (default inventory)
+  provision inventories/staging.yml --limit web1 -e nginx_worker_connections=2048
+  provision validate inventories/production.yml check inventory, roles and templates without connecting
+
+Exit status: 0 success (with --check: nothing would change), 2 with --check when something
+would change, 1 on any error.";
+
+/// Provision Debian/Ubuntu servers from an inventory and roles, in one SSH round trip per host.
+#[derive(Parser, Debug)]
+#[command(name = "provision", version, after_help = EXAMPLES, args_conflicts_with_subcommands = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+/// Which hosts and roles, shared by the commands that connect.
+#[derive(Args, Debug, Clone, Default)]
+pub struct Target {
+    /// The inventory file [default: $PROVISION_INVENTORY, else inventories/staging.yml]
+    pub inventory: Option<PathBuf>,
+    /// Only these hosts or groups (repeatable)
+    #[arg(long = "limit", value_name = "HOST|GROUP")]
+    pub limits: Vec<String>,
+    /// Only these roles, on the hosts that have them (repeatable)
+    #[arg(long = "role", value_name = "ROLE")]
+    pub roles: Vec<String>,
+    /// Set a variable, overriding all others (repeatable)
+    #[arg(short = 'e', value_name = "KEY=VALUE")]
+    pub extra_vars: Vec<String>,
+}
+
+impl Target {
+    /// The inventory: the argument, `$PROVISION_INVENTORY`, or `inventories/staging.yml`.
+    /// Never production by default.
+    pub fn inventory_path(&self) -> PathBuf {
+        self.inventory
+            .clone()
+            .or_else(|| std::env::var_os("PROVISION_INVENTORY").map(PathBuf::from))
+            .unwrap_or_else(|| PathBuf::from("inventories/staging.yml"))
+    }
+
+    pub fn selection(&self) -> Selection {
+        Selection { inventory: self.inventory_path(), roles: self.roles.clone(), limits: self.limits.clone(), extra_vars: self.extra_vars.clone() }
+    }
+}
+
+#[derive(Args, Debug, Clone, Default)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub target: Target,
+    /// Show the plan with diffs and change nothing
+    #[arg(long)]
+    pub check: bool,
+    /// How many hosts to work on at once
+    #[arg(long, default_value_t = 20)]
+    pub forks: usize,
+    /// Output format
+    #[arg(long, value_enum, default_value = "human")]
+    pub format: Option<Format>,
+    /// Print timings per phase and the number of remote round trips per host
+    #[arg(short, long, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Check the inventory and roles and render every template for every host, without connecting
+    #[command(after_help = "Example:\n  provision validate inventories/production.yml\n\nExit status: 0 when valid, 1 with every error listed.")]
+    Validate {
+        /// The inventory file [default: $PROVISION_INVENTORY, else inventories/staging.yml]
+        inventory: Option<PathBuf>,
+    },
+}
+
+/// Runs the command line and returns the exit status.
+pub fn main() -> i32 {
+    let cli = Cli::parse();
+    match cli.command {
+        Some(Command::Validate { inventory }) => {
+            let target = Target { inventory, ..Default::default() };
+            let path = target.inventory_path();
+            match ops::validate(&path) {
+                Ok(n) => {
+                    println!("{}: valid ({n} hosts, every template rendered)", path.display());
+                    0
+                }
+                Err(errors) => {
+                    eprintln!("{errors}");
+                    eprintln!("\n{} error(s) in {}", errors.len(), path.display());
+                    1
+                }
+            }
+        }
+        None => run(cli.run),
+    }
+}
+
+fn run(args: RunArgs) -> i32 {
+    let format = args.format.unwrap_or(Format::Human);
+    let reporter = Arc::new(Reporter::new(format, args.verbose));
+    let opts = RunOptions { selection: args.target.selection(), check: args.check, forks: args.forks };
+    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return 1;
+        }
+    };
+    match runtime.block_on(ops::run(&opts, reporter.clone())) {
+        Ok(report) => {
+            reporter.finish(&report);
+            if report.summary.failed > 0 {
+                1
+            } else if args.check && report.summary.changes > 0 {
+                2
+            } else {
+                0
+            }
+        }
+        Err(errors) => {
+            eprintln!("{errors}");
+            eprintln!("\nnothing was changed: {} error(s) found before connecting", errors.len());
+            1
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn inventory_and_flags_parse() {
+        let cli = Cli::try_parse_from(["provision", "inv.yml", "--check", "--role", "a", "--role", "b", "--limit", "web1", "-e", "x=1", "-v"]).unwrap();
+        assert!(cli.command.is_none());
+        assert_eq!(cli.run.target.roles, vec!["a", "b"]);
+        assert!(cli.run.check);
+        let cli = Cli::try_parse_from(["provision", "validate", "inv.yml"]).unwrap();
+        assert!(matches!(cli.command, Some(Command::Validate { .. })));
+    }
+}

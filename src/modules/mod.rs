@@ -1,0 +1,150 @@
+//! Modules: what a task can ask for. A module turns a task's arguments into resources;
+//! a resource asks for facts, then compares them with what it wants and returns at most
+//! one [`Change`]. Neither touches the host: the probe reads, the apply writes.
+//!
+//! A new module is one file implementing [`Module`] and [`Resource`], plus one line in
+//! [`MODULES`].
+
+use crate::error::{Diagnostic, Location};
+use crate::facts::{FactRequest, Facts};
+use crate::plan::{Change, PlanContext};
+use crate::template::Templates;
+use crate::vars::Secrets;
+use crate::yaml::{Doc, YPath};
+use minijinja::value::Value as JValue;
+use serde_yaml::Value;
+use std::fmt;
+use std::path::PathBuf;
+
+pub mod command;
+pub mod file;
+pub mod package;
+pub mod sudoers;
+pub mod template;
+pub mod unit;
+pub mod user;
+
+/// Every module, by the key that selects it in a task.
+pub static MODULES: &[&dyn Module] = &[
+    &file::FileModule,
+    &template::TemplateModule,
+    &package::PackageModule,
+    &unit::UnitModule,
+    &sudoers::SudoersModule,
+    &user::UserModule,
+    &user::GroupModule,
+    &command::CommandModule,
+];
+
+/// Looks a module up by its task key.
+pub fn find(name: &str) -> Option<&'static dyn Module> {
+    MODULES.iter().copied().find(|m| m.name() == name)
+}
+
+/// A kind of task.
+pub trait Module: Sync {
+    /// The task key that selects this module, such as `file`.
+    fn name(&self) -> &'static str;
+    /// Turns rendered arguments into resources. Errors name the task's file and line.
+    fn lower(&self, args: &Args, cx: &LowerCx) -> Result<Vec<Box<dyn Resource>>, Diagnostic>;
+}
+
+/// One thing on a host that a task manages.
+pub trait Resource: Send + Sync + fmt::Debug {
+    /// The module kind shown in the plan (`file`, `package`, ...).
+    fn kind(&self) -> &'static str;
+    /// What it manages: a path, a name.
+    fn target(&self) -> String;
+    /// Asks for the facts `plan` needs.
+    fn probe(&self, req: &mut FactRequest);
+    /// Compares the facts with what is wanted. `None` means already in the wanted state.
+    /// An `Err` is a problem found before any change, such as a rejected sudoers rule.
+    fn plan(&self, facts: &Facts, cx: &PlanContext) -> Result<Option<Change>, String>;
+    /// For handlers: the change to make when notified, whatever the facts say.
+    fn plan_as_handler(&self, facts: &Facts, cx: &PlanContext) -> Result<Option<Change>, String> {
+        self.plan(facts, cx)
+    }
+}
+
+/// What lowering a task may use: the role's files and templates, the host's variables.
+pub struct LowerCx<'a> {
+    pub role: &'a str,
+    pub role_dir: PathBuf,
+    pub templates: &'a Templates,
+    pub vars: &'a JValue,
+    pub secrets: &'a Secrets,
+    /// The task's location, for errors.
+    pub location: Location,
+    /// The task's `name`, if it has one.
+    pub task_name: Option<String>,
+    /// Whether the task is a handler (handlers may run unguarded commands).
+    pub is_handler: bool,
+}
+
+/// A task's rendered arguments, with where they were written for error messages.
+pub struct Args<'a> {
+    pub doc: &'a Doc,
+    pub path: YPath,
+    pub value: Value,
+}
+
+impl<'a> Args<'a> {
+    /// A reader that reports unknown keys with a "did you mean".
+    pub fn reader(&'a self, module: &str) -> Result<crate::yaml::MapReader<'a>, Diagnostic> {
+        crate::yaml::MapReader::new(self.doc, self.path.clone(), &self.value, &format!("`{module}` arguments"))
+    }
+
+    pub fn error(&self, message: impl Into<String>) -> Diagnostic {
+        self.doc.error(&self.path, message)
+    }
+}
+
+/// Parses a file mode written as `"0644"`, `0644` (YAML 1.2 reads that as decimal 644),
+/// `"644"` or `0o644`.
+pub fn parse_mode(s: &str) -> Option<u32> {
+    let digits = s.trim().trim_start_matches("0o");
+    if digits.is_empty() || digits.len() > 4 || !digits.chars().all(|c| ('0'..='7').contains(&c)) {
+        return None;
+    }
+    u32::from_str_radix(digits, 8).ok()
+}
+
+/// A mode as people write it.
+pub fn fmt_mode(m: u32) -> String {
+    format!("{m:04o}")
+}
+
+/// Reads the optional `mode` argument.
+pub fn read_mode(r: &mut crate::yaml::MapReader, args: &Args) -> Result<Option<u32>, Diagnostic> {
+    match r.opt_string("mode")? {
+        None => Ok(None),
+        Some(m) => parse_mode(&m).map(Some).ok_or_else(|| {
+            args.doc
+                .error(&r.path_of("mode"), format!("`mode: {m}` is not an octal file mode"))
+                .help("write it quoted, such as `mode: \"0644\"`")
+        }),
+    }
+}
+
+/// Checks that a path is absolute and has nothing the probe cannot carry.
+pub fn check_path(p: &str, args: &Args, key: &str) -> Result<(), Diagnostic> {
+    if !p.starts_with('/') {
+        return Err(args.error(format!("`{key}: {p}` must be an absolute path")).help("start it with `/`"));
+    }
+    if p.contains('\n') || p.contains('\t') || p.contains('\\') || p.contains('\0') {
+        return Err(args.error(format!("`{key}` contains a newline, tab or backslash, which are not supported in paths")));
+    }
+    Ok(())
+}
+
+/// A unified diff of two texts, or a note when either is not text.
+pub fn text_diff(path: &str, before: &[u8], after: &[u8]) -> String {
+    match (std::str::from_utf8(before), std::str::from_utf8(after)) {
+        (Ok(b), Ok(a)) => similar::TextDiff::from_lines(b, a)
+            .unified_diff()
+            .context_radius(3)
+            .header(&format!("{path} (before)"), &format!("{path} (after)"))
+            .to_string(),
+        _ => format!("(binary content: {} bytes → {} bytes)\n", before.len(), after.len()),
+    }
+}

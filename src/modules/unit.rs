@@ -1,0 +1,204 @@
+//! `unit`: a systemd unit: its file (ours, from a template, in /etc/systemd/system) or a
+//! packaged one (nginx, mariadb, redis-server), enabled or not, started or stopped.
+//! Handlers use `state: restarted|reloaded`. `daemon-reload` runs once when unit files changed.
+//! With `verify: true` (the default for our unit files) `systemd-analyze verify` checks the
+//! file before it lands.
+
+use super::file::{FileSpec, FileState};
+use super::{Args, LowerCx, Module, Resource};
+use crate::error::Diagnostic;
+use crate::facts::{FactRequest, Facts};
+use crate::plan::{Action, Change, PlanContext, Step};
+use crate::shell::quote;
+
+pub struct UnitModule;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UnitState {
+    Started,
+    Stopped,
+    Restarted,
+    Reloaded,
+}
+
+#[derive(Debug)]
+pub struct Unit {
+    pub name: String,
+    pub file: Option<FileSpec>,
+    pub enabled: Option<bool>,
+    pub state: Option<UnitState>,
+}
+
+const UNIT_DIR: &str = "/etc/systemd/system";
+
+impl Unit {
+    fn action_script(&self, state: UnitState) -> String {
+        let n = quote(&self.name);
+        match state {
+            UnitState::Started => format!("systemctl start -- {n}"),
+            UnitState::Stopped => format!("systemctl stop -- {n}"),
+            UnitState::Restarted => format!("systemctl restart -- {n}"),
+            // A reload of a stopped service fails; starting it is what the handler means.
+            UnitState::Reloaded => format!("if systemctl is-active -q -- {n}; then systemctl reload -- {n}; else systemctl start -- {n}; fi"),
+        }
+    }
+}
+
+impl Resource for Unit {
+    fn kind(&self) -> &'static str {
+        "unit"
+    }
+    fn target(&self) -> String {
+        self.name.clone()
+    }
+    fn probe(&self, req: &mut FactRequest) {
+        req.units.insert(self.name.clone());
+        if let Some(f) = &self.file {
+            f.probe(req);
+        }
+    }
+
+    fn plan(&self, facts: &Facts, cx: &PlanContext) -> Result<Option<Change>, String> {
+        let unit = facts.units.get(&self.name).cloned().unwrap_or_default();
+        let file_change = match &self.file {
+            Some(f) => f.plan("unit", facts, cx)?,
+            None => None,
+        };
+        let mut assumption = None;
+        if !unit.exists() && file_change.is_none() && self.file.is_none() {
+            let pkgs = cx.installed_packages();
+            if pkgs.is_empty() {
+                return Err(format!(
+                    "unit {} is not installed on the host; install its package first or give the unit a `template`",
+                    self.name
+                ));
+            }
+            assumption = Some(format!("unit {} is installed by package {}", self.name, pkgs.join(", ")));
+        }
+        let known = unit.exists() || file_change.is_some() || assumption.is_some();
+        let mut details = Vec::new();
+        let mut steps = Vec::new();
+        let mut diff = None;
+        let mut action = Action::Update;
+        if let Some(fc) = file_change {
+            details.extend(fc.details.iter().map(|d| format!("file {d}")));
+            diff = fc.diff.clone();
+            if fc.action == Action::Create {
+                action = Action::Create;
+            }
+            steps.extend(fc.steps);
+            steps.push(Step::DaemonReloadIfNeeded);
+        }
+        let n = quote(&self.name);
+        if let Some(want) = self.enabled {
+            let is = unit.enabled();
+            if want != is && !(unit.enablement_fixed() && unit.exists()) {
+                details.push(format!("enabled: {} → {}", yes_no(is), yes_no(want)));
+                steps.push(Step::Shell(format!("systemctl {} -- {n}", if want { "enable" } else { "disable" })));
+            }
+        }
+        match self.state {
+            Some(UnitState::Started) if !unit.active() || !known => {
+                details.push(format!("state: {} → active", or_absent(&unit.active_state)));
+                steps.push(Step::Shell(self.action_script(UnitState::Started)));
+            }
+            Some(UnitState::Stopped) if unit.active() => {
+                details.push(format!("state: {} → inactive", unit.active_state));
+                steps.push(Step::Shell(self.action_script(UnitState::Stopped)));
+            }
+            Some(s @ (UnitState::Restarted | UnitState::Reloaded)) => {
+                details.push(if s == UnitState::Restarted { "restart".into() } else { "reload".into() });
+                steps.push(Step::Shell(self.action_script(s)));
+                action = Action::Run;
+            }
+            _ => {}
+        }
+        if steps.is_empty() {
+            return Ok(None);
+        }
+        let mut c = Change::new("unit", &self.name, action);
+        c.details = details;
+        c.diff = diff;
+        c.steps = steps;
+        c.assumption = assumption;
+        Ok(Some(c))
+    }
+}
+
+fn yes_no(b: bool) -> &'static str {
+    if b { "yes" } else { "no" }
+}
+
+fn or_absent(s: &str) -> &str {
+    if s.is_empty() { "absent" } else { s }
+}
+
+/// Adds `.service` when the name has no unit type suffix.
+fn full_name(n: &str) -> String {
+    const TYPES: [&str; 8] = [".service", ".socket", ".timer", ".target", ".path", ".mount", ".slice", ".scope"];
+    if TYPES.iter().any(|t| n.ends_with(t)) { n.to_string() } else { format!("{n}.service") }
+}
+
+impl Module for UnitModule {
+    fn name(&self) -> &'static str {
+        "unit"
+    }
+
+    fn lower(&self, args: &Args, cx: &LowerCx) -> Result<Vec<Box<dyn Resource>>, Diagnostic> {
+        let mut r = args.reader("unit")?;
+        let name = full_name(&r.string("name", "`unit`")?);
+        if name.contains('/') || name.starts_with('-') {
+            return Err(args.error(format!("`{name}` is not a unit name")));
+        }
+        let template = r.opt_string("template")?;
+        let content = r.opt_string("content")?;
+        let enabled = r.opt_bool("enabled")?;
+        let state = match r.opt_string("state")?.as_deref() {
+            None => None,
+            Some("started") => Some(UnitState::Started),
+            Some("stopped") => Some(UnitState::Stopped),
+            Some("restarted") if cx.is_handler => Some(UnitState::Restarted),
+            Some("reloaded") if cx.is_handler => Some(UnitState::Reloaded),
+            Some(s @ ("restarted" | "reloaded")) => {
+                return Err(args
+                    .doc
+                    .error(&r.path_of("state"), format!("`state: {s}` would act on every run"))
+                    .help(format!("put it in handlers.yml and `notify` it from the task that changes the service's config")))
+            }
+            Some(other) => {
+                return Err(args
+                    .doc
+                    .error(&r.path_of("state"), format!("unknown unit state `{other}`"))
+                    .did_you_mean(other, ["started", "stopped", "restarted", "reloaded"]))
+            }
+        };
+        let verify = r.opt_bool("verify")?.unwrap_or(true);
+        r.finish("`unit` arguments")?;
+        let file_state = match (template, content) {
+            (Some(t), None) => Some(super::template::render(&t, cx)?),
+            (None, Some(c)) => {
+                let secret = cx.secrets.touches(&c);
+                Some(FileState::Present { content: c.into_bytes(), secret })
+            }
+            (None, None) => None,
+            (Some(_), Some(_)) => return Err(args.error("`unit` takes `template` or `content`, not both")),
+        };
+        let file = file_state.map(|state| {
+            let mut f = FileSpec::new(format!("{UNIT_DIR}/{name}"), state);
+            f.owner = Some("root".into());
+            f.group = Some("root".into());
+            f.mode = Some(0o644);
+            if verify {
+                // A temp file's name is not a unit name, so verify a copy named like the unit.
+                f.validate = Some(format!(
+                    "pv_u=$(mktemp -d) && cp %s \"$pv_u\"/{n} && systemd-analyze verify --man=no \"$pv_u\"/{n}; pv_rc=$?; rm -rf \"$pv_u\"; [ $pv_rc -eq 0 ]",
+                    n = quote(&name)
+                ));
+            }
+            f.validate_soft = true;
+            f.after_write = Some("touch \"$PV_RUN/daemon-reload\"".into());
+            f
+        });
+        Ok(vec![Box::new(Unit { name, file, enabled, state })])
+    }
+}

@@ -1,0 +1,310 @@
+//! Operations: each CLI command is one call here. An operation chains the pipeline stages
+//! (inventory → variables → roles → resources → probe → plan → apply → report) and
+//! returns what happened; it parses no arguments.
+
+use crate::apply::{self, Event, EventParser, Outcome};
+use crate::error::{Diagnostic, Diagnostics, Location};
+use crate::inventory::{is_documentation_address, Host, Inventory};
+use crate::planner::plan_host;
+use crate::report::{ChangeResult, HostReport, HostStatus, Reporter, RunReport, Summary, Timings};
+use crate::resources::{lower_host, HostResources};
+use crate::roles::{find_roles_dir, Roles};
+use crate::transport::{Connection, DEFAULT_COMMAND_TIMEOUT};
+use crate::vars::parse_extra_vars;
+use crate::yaml::Seg;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// What to load and for which hosts.
+#[derive(Debug, Clone, Default)]
+pub struct Selection {
+    pub inventory: PathBuf,
+    pub roles: Vec<String>,
+    pub limits: Vec<String>,
+    pub extra_vars: Vec<String>,
+}
+
+/// A loaded project, with every selected host's resources.
+pub struct Loaded {
+    pub inventory: Inventory,
+    pub roles: Roles,
+    pub hosts: Vec<(Host, HostResources)>,
+}
+
+/// Loads the inventory and the roles and lowers every selected host's tasks. Every error
+/// found is returned; nothing connects.
+pub fn load(sel: &Selection) -> Result<Loaded, Diagnostics> {
+    let inventory = Inventory::load(&sel.inventory)?;
+    let roles_dir = find_roles_dir(&sel.inventory).ok_or_else(|| {
+        Diagnostic::new("no `roles/` directory found beside or above the inventory, nor in the current directory")
+            .at(Location::file(&sel.inventory))
+    })?;
+    let roles = Roles::load(&roles_dir)?;
+    let extra = parse_extra_vars(&sel.extra_vars).map_err(|e| Diagnostic::new(e))?;
+    let mut errors = Diagnostics::default();
+
+    for r in &sel.roles {
+        if roles.get(r).is_none() {
+            errors.push(Diagnostic::new(format!("`--role {r}`: no such role")).did_you_mean(r, roles.roles.keys().map(String::as_str)));
+        }
+    }
+    let groups = inventory.group_names();
+    for l in &sel.limits {
+        if !inventory.hosts.iter().any(|h| &h.name == l) && !groups.contains(l) {
+            let names = inventory.hosts.iter().map(|h| h.name.as_str()).chain(groups.iter().map(String::as_str));
+            errors.push(Diagnostic::new(format!("`--limit {l}` matches no host or group of the inventory")).did_you_mean(l, names));
+        }
+    }
+    errors.clone().into_result()?;
+
+    let mut hosts = Vec::new();
+    for host in &inventory.hosts {
+        let limited = sel.limits.is_empty()
+            || sel.limits.iter().any(|l| l == &host.name || inventory.group_members(l).iter().any(|h| h.name == host.name));
+        let has_role = sel.roles.is_empty() || host.roles.iter().any(|r| sel.roles.contains(r));
+        if !limited || !has_role {
+            continue;
+        }
+        match lower_host(&inventory, host, &roles, &extra, &sel.roles) {
+            Ok(res) => hosts.push((host.clone(), res)),
+            Err(e) => {
+                for d in e.0 {
+                    if !errors.0.contains(&d) {
+                        errors.push(d);
+                    }
+                }
+            }
+        }
+    }
+    errors.into_result()?;
+    Ok(Loaded { inventory, roles, hosts })
+}
+
+/// `provision validate`: loads everything and renders every template for every host.
+pub fn validate(inventory: &Path) -> Result<usize, Diagnostics> {
+    let loaded = load(&Selection { inventory: inventory.to_path_buf(), ..Default::default() })?;
+    Ok(loaded.hosts.len())
+}
+
+/// Options of a converge run.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    pub selection: Selection,
+    pub check: bool,
+    pub forks: usize,
+}
+
+/// Checks that the selected hosts may be connected to: no placeholder addresses, no
+/// missing environment secrets.
+fn preflight(loaded: &Loaded) -> Result<(), Diagnostics> {
+    let mut errors = Diagnostics::default();
+    for (host, _) in &loaded.hosts {
+        if is_documentation_address(&host.address) {
+            errors.push(
+                loaded
+                    .inventory
+                    .doc
+                    .error(&crate::yaml::key(&host.path, "address"), format!("host `{}` has the placeholder address {} (an RFC 5737 documentation range); provision does not connect to it", host.name, host.address))
+                    .help("put the server's real address in the inventory; `provision validate` checks placeholder inventories without connecting"),
+            );
+        }
+    }
+    let mut missing: Vec<&String> = loaded.hosts.iter().flat_map(|(_, r)| r.secrets.missing_env.iter()).collect();
+    missing.sort();
+    missing.dedup();
+    for m in missing {
+        errors.push(
+            Diagnostic::new(format!("the inventory reads the secret `!env {m}`, but the environment variable {m} is not set"))
+                .at(loaded.inventory.doc.locate(&[Seg::Key("vars".into())]))
+                .help(format!("export {m}=... before running provision")),
+        );
+    }
+    errors.into_result()
+}
+
+/// `provision INVENTORY [--check]`: probe, plan and (unless checking) apply on every
+/// selected host in parallel.
+pub async fn run(opts: &RunOptions, reporter: Arc<Reporter>) -> Result<RunReport, Diagnostics> {
+    let loaded = load(&opts.selection)?;
+    preflight(&loaded)?;
+    let control_dir = tempfile::Builder::new()
+        .prefix(".pv-ssh-")
+        .tempdir_in("/tmp")
+        .map_err(|e| Diagnostic::new(format!("cannot create a directory for SSH control sockets in /tmp: {e}")))?;
+    let forks = Arc::new(tokio::sync::Semaphore::new(opts.forks.max(1)));
+    let ssh = Arc::new(loaded.inventory.ssh.clone());
+    let who = format!("provision on {} at {}", hostname(), unix_now());
+    let mut set = tokio::task::JoinSet::new();
+    for (i, (host, res)) in loaded.hosts.into_iter().enumerate() {
+        let forks = forks.clone();
+        let ssh = ssh.clone();
+        let reporter = reporter.clone();
+        let dir = control_dir.path().to_path_buf();
+        let check = opts.check;
+        let who = who.clone();
+        set.spawn(async move {
+            let _permit = forks.acquire_owned().await;
+            (i, converge_host(host, res, &ssh, &dir, check, &who, &reporter).await)
+        });
+    }
+    let mut reports = Vec::new();
+    while let Some(done) = set.join_next().await {
+        match done {
+            Ok(r) => reports.push(r),
+            Err(e) => return Err(Diagnostic::new(format!("internal error: a host task panicked: {e}")).into()),
+        }
+    }
+    reports.sort_by_key(|(i, _)| *i);
+    let hosts: Vec<HostReport> = reports.into_iter().map(|(_, r)| r).collect();
+    let summary = Summary {
+        hosts: hosts.len(),
+        ok: hosts.iter().filter(|h| h.status == HostStatus::Ok).count(),
+        changed: hosts.iter().filter(|h| h.status == HostStatus::Changed).count(),
+        failed: hosts.iter().filter(|h| h.status == HostStatus::Failed).count(),
+        changes: hosts.iter().map(|h| h.changes.iter().filter(|c| c.status != "not run").count()).sum(),
+    };
+    Ok(RunReport { mode: if opts.check { "check" } else { "apply" }, hosts, summary })
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/etc/hostname").map(|s| s.trim().to_string()).unwrap_or_else(|_| "controller".into())
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+fn failed_report(host: &Host, error: String, timings: Timings, round_trips: usize) -> HostReport {
+    HostReport {
+        host: host.name.clone(),
+        address: host.address.clone(),
+        status: HostStatus::Failed,
+        changes: Vec::new(),
+        unchanged: 0,
+        error: Some(error),
+        round_trips,
+        timings_ms: timings,
+    }
+}
+
+/// One host: connect, probe, plan, and apply unless checking. Never panics; every failure
+/// becomes the host's error and the other hosts carry on.
+async fn converge_host(host: Host, res: HostResources, ssh: &crate::inventory::SshSettings, control_dir: &Path, check: bool, who: &str, reporter: &Reporter) -> HostReport {
+    let mut timings = Timings::default();
+    let secrets = res.secrets.clone();
+    let t = Instant::now();
+    let conn = match Connection::connect(&host, ssh, control_dir, false).await {
+        Ok(c) => c,
+        Err(e) => return failed_report(&host, secrets.redact(&format!("{e:#}")), timings, 0),
+    };
+    timings.connect = t.elapsed().as_millis();
+    reporter.note(&host.name, &format!("connected in {} ms", timings.connect));
+
+    let mut request = crate::facts::FactRequest::default();
+    for e in &res.entries {
+        e.resource.probe(&mut request);
+    }
+    for h in &res.handlers {
+        for r in &h.resources {
+            r.probe(&mut request);
+        }
+    }
+    let t = Instant::now();
+    let probe_script = crate::probe::script(&request);
+    let probed = conn.run_script(&probe_script, Duration::from_secs(300)).await;
+    timings.probe = t.elapsed().as_millis();
+    let output = match probed {
+        Ok(o) if crate::probe::complete(&o.stdout) => o,
+        Ok(o) => {
+            let rt = conn.round_trips();
+            conn.close().await;
+            return failed_report(&host, secrets.redact(&format!("the probe did not complete (exit status {:?}): {}", o.status, o.stderr.trim())), timings, rt);
+        }
+        Err(e) => {
+            let rt = conn.round_trips();
+            conn.close().await;
+            return failed_report(&host, secrets.redact(&format!("{e:#}")), timings, rt);
+        }
+    };
+    let facts = crate::probe::parse(&output.stdout);
+    reporter.note(&host.name, &format!("probed {} paths, {} packages, {} units in {} ms", request.paths.len(), request.packages_present.len() + request.packages_absent.len(), request.units.len(), timings.probe));
+
+    let plan = match plan_host(&res, &facts) {
+        Ok(p) => p,
+        Err(errors) => {
+            let rt = conn.round_trips();
+            conn.close().await;
+            let text = errors.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n");
+            return failed_report(&host, secrets.redact(&format!("nothing was changed on this host:\n{text}")), timings, rt);
+        }
+    };
+    let mut report = HostReport {
+        host: host.name.clone(),
+        address: host.address.clone(),
+        status: if plan.changes.is_empty() { HostStatus::Ok } else { HostStatus::Changed },
+        changes: Vec::new(),
+        unchanged: plan.unchanged,
+        error: None,
+        round_trips: 0,
+        timings_ms: Timings::default(),
+    };
+    let redact_change = |c: &crate::plan::Change| {
+        let mut c = c.clone();
+        c.diff = c.diff.map(|d| secrets.redact(&d));
+        c.details = c.details.iter().map(|d| secrets.redact(d)).collect();
+        c.target = secrets.redact(&c.target);
+        c
+    };
+    if check || plan.changes.is_empty() {
+        if let Some(holder) = &facts.lock_holder {
+            reporter.note(&host.name, &format!("note: another run holds the lock: {holder}"));
+        }
+        reporter.planned(&plan, &secrets);
+        report.changes = plan.changes.iter().map(|c| ChangeResult { change: redact_change(c), status: "planned".into(), error: None }).collect();
+    } else {
+        let t = Instant::now();
+        let script = apply::script(&plan.changes, who);
+        let mut parser = EventParser::default();
+        let mut results: Vec<Option<ChangeResult>> = vec![None; plan.changes.len()];
+        let mut locked = None;
+        let outcome = conn
+            .run_script_streaming(&script, DEFAULT_COMMAND_TIMEOUT, |line| match parser.line(line) {
+                Some(Event::Finished { index, outcome }) if index < results.len() => {
+                    let c = &plan.changes[index];
+                    let (status, error) = match outcome {
+                        Outcome::Done => ("done", None),
+                        Outcome::Failed { output, status } => ("failed", Some(format!("exit status {status}: {}", output.trim_end()))),
+                    };
+                    reporter.applied(&host.name, c, &secrets, error.as_deref());
+                    results[index] = Some(ChangeResult { change: redact_change(c), status: status.into(), error: error.map(|e| secrets.redact(&e)) });
+                }
+                Some(Event::Locked { holder }) => locked = Some(holder),
+                _ => {}
+            })
+            .await;
+        timings.apply = t.elapsed().as_millis();
+        let any_failed = results.iter().flatten().any(|r| r.status == "failed");
+        report.changes = plan
+            .changes
+            .iter()
+            .zip(results)
+            .map(|(c, r)| r.unwrap_or_else(|| ChangeResult { change: redact_change(c), status: "not run".into(), error: None }))
+            .collect();
+        let error = match (outcome, locked, any_failed) {
+            (_, Some(holder), _) => Some(format!("another provision run holds the lock on this host: {holder}; nothing was changed. Wait for it to finish (a lock left by a dead run is taken over automatically)")),
+            (Err(e), _, _) => Some(format!("{e:#}")),
+            (Ok(_), _, true) => Some("a change failed; the changes after it were not made".to_string()),
+            (Ok((Some(0), _)), _, false) => None,
+            (Ok((status, stderr)), _, false) => Some(format!("the apply script ended with status {status:?}: {}", stderr.trim())),
+        };
+        if let Some(e) = error {
+            report.status = HostStatus::Failed;
+            report.error = Some(secrets.redact(&e));
+        }
+    }
+    report.round_trips = conn.round_trips();
+    report.timings_ms = timings;
+    conn.close().await;
+    report
+}

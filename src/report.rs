@@ -1,0 +1,221 @@
+//! Report: how plans and results are shown, as text for people or as JSON for programs.
+//! Every string passes through the host's secret redaction before it is printed.
+
+use crate::plan::{Change, HostPlan};
+use crate::vars::Secrets;
+use anstyle::{AnsiColor, Style};
+use serde::Serialize;
+use std::io::Write;
+use std::sync::Mutex;
+
+/// The output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Human,
+    Json,
+}
+
+/// How one host's run ended.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum HostStatus {
+    Ok,
+    Changed,
+    Failed,
+}
+
+/// The result of one change in an apply.
+#[derive(Debug, Clone, Serialize)]
+pub struct ChangeResult {
+    #[serde(flatten)]
+    pub change: Change,
+    /// done, failed or `not run` (after an earlier failure).
+    pub status: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// Everything about one host's run.
+#[derive(Debug, Clone, Serialize)]
+pub struct HostReport {
+    pub host: String,
+    pub address: String,
+    pub status: HostStatus,
+    pub changes: Vec<ChangeResult>,
+    pub unchanged: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Remote round trips after connecting.
+    pub round_trips: usize,
+    pub timings_ms: Timings,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Timings {
+    pub connect: u128,
+    pub probe: u128,
+    pub apply: u128,
+}
+
+/// The whole run, as `--format json` prints it.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunReport {
+    pub mode: &'static str,
+    pub hosts: Vec<HostReport>,
+    pub summary: Summary,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Summary {
+    pub hosts: usize,
+    pub ok: usize,
+    pub changed: usize,
+    pub failed: usize,
+    pub changes: usize,
+}
+
+/// Prints as the run goes. Shared by the host tasks.
+pub struct Reporter {
+    pub format: Format,
+    pub verbose: u8,
+    color: bool,
+    out: Mutex<()>,
+}
+
+fn paint(color: bool, style: Style, text: &str) -> String {
+    if color { format!("{style}{text}{style:#}") } else { text.to_string() }
+}
+
+impl Reporter {
+    pub fn new(format: Format, verbose: u8) -> Reporter {
+        use std::io::IsTerminal;
+        let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+        Reporter { format, verbose, color, out: Mutex::new(()) }
+    }
+
+    fn print(&self, text: &str) {
+        let _guard = self.out.lock();
+        let mut out = std::io::stdout().lock();
+        let _ = out.write_all(text.as_bytes());
+        let _ = out.flush();
+    }
+
+    /// One change as a line (and its diff), prefixed with the host.
+    pub fn format_change(&self, host: &str, c: &Change, secrets: &Secrets, suffix: &str) -> String {
+        let sign_style = match c.action.sign() {
+            '+' => Style::new().fg_color(Some(AnsiColor::Green.into())),
+            '-' => Style::new().fg_color(Some(AnsiColor::Red.into())),
+            '~' => Style::new().fg_color(Some(AnsiColor::Yellow.into())),
+            _ => Style::new().fg_color(Some(AnsiColor::Cyan.into())),
+        };
+        let mut line = format!(
+            "{host} {role}: {sign} {kind} {target}",
+            role = c.role,
+            sign = paint(self.color, sign_style, &c.action.sign().to_string()),
+            kind = c.kind,
+            target = c.target
+        );
+        if !c.details.is_empty() {
+            line.push_str("  ");
+            line.push_str(&c.details.join(", "));
+        }
+        line.push_str(suffix);
+        line.push('\n');
+        if let Some(a) = &c.assumption {
+            line.push_str(&format!("{host}     (assuming {a})\n"));
+        }
+        if let Some(diff) = &c.diff {
+            for d in diff.lines() {
+                let style = if d.starts_with('+') && !d.starts_with("+++") {
+                    Style::new().fg_color(Some(AnsiColor::Green.into()))
+                } else if d.starts_with('-') && !d.starts_with("---") {
+                    Style::new().fg_color(Some(AnsiColor::Red.into()))
+                } else {
+                    Style::new()
+                };
+                line.push_str(&format!("{host}     {}\n", paint(self.color, style, d)));
+            }
+        }
+        secrets.redact(&line)
+    }
+
+    /// A host's plan, in `--check`.
+    pub fn planned(&self, plan: &HostPlan, secrets: &Secrets) {
+        if self.format != Format::Human {
+            return;
+        }
+        let mut text = String::new();
+        for c in &plan.changes {
+            text.push_str(&self.format_change(&plan.host, c, secrets, ""));
+        }
+        self.print(&text);
+    }
+
+    /// One change made, in an apply.
+    pub fn applied(&self, host: &str, c: &Change, secrets: &Secrets, error: Option<&str>) {
+        if self.format != Format::Human {
+            return;
+        }
+        let mut text = match error {
+            None => self.format_change(host, c, secrets, ""),
+            Some(_) => self.format_change(host, c, secrets, &paint(self.color, Style::new().fg_color(Some(AnsiColor::Red.into())), "  FAILED")),
+        };
+        if let Some(e) = error {
+            for l in secrets.redact(e).lines() {
+                text.push_str(&format!("{host}     | {l}\n"));
+            }
+        }
+        self.print(&text);
+    }
+
+    /// Progress notes shown with -v.
+    pub fn note(&self, host: &str, text: &str) {
+        if self.format == Format::Human && self.verbose > 0 {
+            self.print(&format!("{host} {text}\n"));
+        }
+    }
+
+    /// The closing summary, or the whole JSON report.
+    pub fn finish(&self, report: &RunReport) {
+        match self.format {
+            Format::Json => {
+                let json = serde_json::to_string_pretty(report).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"));
+                self.print(&format!("{json}\n"));
+            }
+            Format::Human => {
+                let mut text = String::from("\n");
+                for h in &report.hosts {
+                    let changed = h.changes.iter().filter(|c| c.status != "not run" && c.status != "failed").count();
+                    let failed = h.changes.iter().filter(|c| c.status == "failed").count() + usize::from(h.error.is_some() && h.changes.iter().all(|c| c.status != "failed"));
+                    let word = if report.mode == "check" { "would change" } else { "changed" };
+                    text.push_str(&format!("{}: ok={} {word}={} failed={}", h.host, h.unchanged, changed, failed));
+                    if self.verbose > 0 {
+                        text.push_str(&format!(
+                            "  round_trips={} connect={}ms probe={}ms apply={}ms",
+                            h.round_trips, h.timings_ms.connect, h.timings_ms.probe, h.timings_ms.apply
+                        ));
+                    }
+                    text.push('\n');
+                    if let Some(e) = &h.error {
+                        let style = Style::new().fg_color(Some(AnsiColor::Red.into()));
+                        for l in e.lines() {
+                            text.push_str(&format!("  {}\n", paint(self.color, style, l)));
+                        }
+                    }
+                }
+                let s = &report.summary;
+                text.push_str(&format!(
+                    "{} hosts: {} ok, {} {}, {} failed; {} changes{}\n",
+                    s.hosts,
+                    s.ok,
+                    s.changed,
+                    if report.mode == "check" { "would change" } else { "changed" },
+                    s.failed,
+                    s.changes,
+                    if report.mode == "check" { " planned, nothing was changed (--check)" } else { "" }
+                ));
+                self.print(&text);
+            }
+        }
+    }
+}

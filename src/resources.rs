@@ -1,0 +1,357 @@
+//! Resources: the tasks of a host's roles, with its variables, turned into an ordered list
+//! of resources (plus the handlers they may notify). Everything here happens on the
+//! controller, before any connection: an undefined variable, an unknown module or a bad
+//! argument is found here, for every host, by `provision validate` too.
+
+use crate::error::{Diagnostic, Diagnostics, Location};
+use crate::inventory::{Host, Inventory};
+use crate::modules::{self, Args, LowerCx, Resource};
+use crate::roles::{Role, Roles};
+use crate::vars::{extract_secrets, inventory_facts, overlay, Secrets};
+use crate::yaml::{key, Doc, MapReader, Seg};
+use indexmap::IndexMap;
+use minijinja::value::{Serde, Value as JValue};
+use serde_yaml::{Mapping, Value};
+
+/// One resource and the task it came from.
+#[derive(Debug)]
+pub struct Entry {
+    pub role: String,
+    pub resource: Box<dyn Resource>,
+    pub notify: Vec<String>,
+    pub location: Location,
+}
+
+/// A handler of a role: the resources to act on when notified.
+#[derive(Debug)]
+pub struct Handler {
+    pub role: String,
+    pub name: String,
+    pub resources: Vec<Box<dyn Resource>>,
+}
+
+impl Handler {
+    /// The key recorded in the host's journal.
+    pub fn key(&self) -> String {
+        format!("{}/{}", self.role, self.name)
+    }
+}
+
+/// Everything one host should look like.
+#[derive(Debug, Default)]
+pub struct HostResources {
+    pub host: String,
+    /// The roles applied, in order.
+    pub roles: Vec<String>,
+    pub entries: Vec<Entry>,
+    pub handlers: Vec<Handler>,
+    pub secrets: Secrets,
+}
+
+/// Keys a task may have besides its module.
+const TASK_KEYS: [&str; 4] = ["name", "when", "loop", "notify"];
+
+/// The variables of `host`: role defaults < inventory vars < host vars < extra vars, plus
+/// the inventory facts, with templated values resolved.
+pub fn host_vars(inv: &Inventory, host: &Host, roles: &Roles, role_names: &[String], extra: &Mapping, secrets: &mut Secrets) -> Result<Mapping, Diagnostics> {
+    let mut errors = Diagnostics::default();
+    let mut vars = Mapping::new();
+    for name in role_names {
+        if let Some(role) = roles.get(name) {
+            match extract_secrets(Value::Mapping(role.defaults.clone()), secrets) {
+                Ok(Value::Mapping(m)) => overlay(&mut vars, &m),
+                Ok(_) => {}
+                Err(e) => errors.push(Diagnostic::new(e).at(Location::file(role.dir.join("defaults.yml")))),
+            }
+        }
+    }
+    overlay(&mut vars, &inv.vars);
+    overlay(&mut vars, &host.vars);
+    overlay(&mut vars, extra);
+    overlay(&mut vars, &inventory_facts(inv, host));
+    errors.into_result()?;
+    let vars = resolve(vars, inv, host, roles, role_names)?;
+    // Variables a role declares secret are secret whatever their origin.
+    for name in role_names {
+        if let Some(role) = roles.get(name) {
+            for s in &role.secrets {
+                if let Some(v) = vars.get(s.as_str()).and_then(crate::yaml::scalar_string) {
+                    secrets.add(&v);
+                }
+            }
+        }
+    }
+    Ok(vars)
+}
+
+/// Renders templated variable values against the whole set until nothing changes.
+fn resolve(mut vars: Mapping, inv: &Inventory, host: &Host, roles: &Roles, role_names: &[String]) -> Result<Mapping, Diagnostics> {
+    let templates = crate::template::Templates::new(std::path::Path::new("/nonexistent"));
+    for _round in 0..8 {
+        let ctx = JValue::from(Serde(&vars));
+        let mut changed = false;
+        let mut next = Mapping::new();
+        for (k, v) in &vars {
+            let name = k.as_str().unwrap_or_default();
+            let origin = var_origin(name, inv, host, roles, role_names);
+            let rendered = render_value(v, &templates, &ctx, &origin, &|_| origin.clone())?;
+            changed |= &rendered != v;
+            next.insert(k.clone(), rendered);
+        }
+        vars = next;
+        if !changed {
+            return Ok(vars);
+        }
+    }
+    Err(Diagnostic::new("variables refer to each other in a cycle (still changing after 8 rounds of templating)")
+        .at(Location::file(&inv.doc.path))
+        .into())
+}
+
+/// Where a variable's winning value is written, for errors in it.
+fn var_origin(name: &str, inv: &Inventory, host: &Host, roles: &Roles, role_names: &[String]) -> Location {
+    if host.vars.contains_key(name) {
+        return inv.doc.locate(&key(&key(&host.path, "vars"), name));
+    }
+    if inv.vars.contains_key(name) {
+        return inv.doc.locate(&[Seg::Key("vars".into()), Seg::Key(name.into())]);
+    }
+    for r in role_names.iter().rev() {
+        if let Some(doc) = roles.get(r).and_then(|r| r.defaults_doc.as_ref()) {
+            if let Value::Mapping(m) = &doc.value {
+                if m.contains_key(name) {
+                    return doc.locate(&[Seg::Key(name.into())]);
+                }
+            }
+        }
+    }
+    Location::file(&inv.doc.path)
+}
+
+/// Renders every string inside `v`. `locate` gives the location of a nested path for errors.
+fn render_value(
+    v: &Value,
+    templates: &crate::template::Templates,
+    ctx: &JValue,
+    origin: &Location,
+    locate: &dyn Fn(&[Seg]) -> Location,
+) -> Result<Value, Diagnostic> {
+    fn walk(v: &Value, path: &mut Vec<Seg>, t: &crate::template::Templates, ctx: &JValue, locate: &dyn Fn(&[Seg]) -> Location) -> Result<Value, Diagnostic> {
+        Ok(match v {
+            Value::String(s) => Value::String(t.render_str(s, ctx, &locate(path))?),
+            Value::Sequence(items) => {
+                let mut out = Vec::with_capacity(items.len());
+                for (i, item) in items.iter().enumerate() {
+                    path.push(Seg::Index(i));
+                    out.push(walk(item, path, t, ctx, locate)?);
+                    path.pop();
+                }
+                Value::Sequence(out)
+            }
+            Value::Mapping(m) => {
+                let mut out = Mapping::new();
+                for (k, item) in m {
+                    path.push(Seg::Key(k.as_str().unwrap_or_default().to_string()));
+                    out.insert(k.clone(), walk(item, path, t, ctx, locate)?);
+                    path.pop();
+                }
+                Value::Mapping(out)
+            }
+            other => other.clone(),
+        })
+    }
+    let _ = origin;
+    walk(v, &mut Vec::new(), templates, ctx, locate)
+}
+
+/// Evaluates a `when`/`loop` expression: `{{ expr }}` or a bare Jinja expression.
+fn eval_expression(role: &Role, source: &str, ctx: &JValue, at: &Location) -> Result<JValue, Diagnostic> {
+    let trimmed = source.trim();
+    let expr = trimmed
+        .strip_prefix("{{")
+        .and_then(|s| s.strip_suffix("}}"))
+        .unwrap_or(trimmed);
+    // Render `{{ (expr) | tojson }}` so a list or mapping comes back whole.
+    let rendered = role.templates.render_str(&format!("{{{{ ({expr}) | tojson }}}}"), ctx, at)?;
+    let json: serde_json::Value = serde_json::from_str(&rendered)
+        .map_err(|e| Diagnostic::new(format!("cannot evaluate `{expr}`: {e}")).at(at.clone()))?;
+    Ok(JValue::from(Serde(json)))
+}
+
+/// Lowers every task of `host`'s roles (limited to `only_roles` and their dependencies when
+/// given) into resources.
+pub fn lower_host(inv: &Inventory, host: &Host, roles: &Roles, extra: &Mapping, only_roles: &[String]) -> Result<HostResources, Diagnostics> {
+    let mut errors = Diagnostics::default();
+    for (i, r) in host.roles.iter().enumerate() {
+        if roles.get(r).is_none() {
+            errors.push(
+                inv.doc
+                    .error(&crate::yaml::index(&key(&host.path, "roles"), i), format!("unknown role `{r}`"))
+                    .did_you_mean(r, roles.roles.keys().map(String::as_str))
+                    .help(format!("the roles are: {}", roles.roles.keys().cloned().collect::<Vec<_>>().join(", "))),
+            );
+        }
+    }
+    errors.clone().into_result()?;
+    let all_roles = roles.with_dependencies(&host.roles);
+    let applied: Vec<String> = if only_roles.is_empty() {
+        all_roles.clone()
+    } else {
+        let selected: Vec<String> = host.roles.iter().filter(|r| only_roles.contains(r)).cloned().collect();
+        roles.with_dependencies(&selected)
+    };
+    let mut secrets = inv.secrets.clone();
+    let vars = host_vars(inv, host, roles, &all_roles, extra, &mut secrets)?;
+    let mut out = HostResources { host: host.name.clone(), roles: applied.clone(), secrets, ..Default::default() };
+
+    for role_name in &all_roles {
+        let Some(role) = roles.get(role_name) else { continue };
+        if let Some(doc) = role.tasks.as_ref().filter(|_| applied.contains(role_name)) {
+            for (path, task) in role.task_list() {
+                match lower_task(role, doc, &path, task, &vars, &out.secrets, false) {
+                    Ok(list) => {
+                        let location = doc.locate(&path);
+                        let notify = task_notify(task);
+                        for resource in list {
+                            out.entries.push(Entry { role: role_name.clone(), resource, notify: notify.clone(), location: location.clone() });
+                        }
+                    }
+                    Err(e) => errors.push(e),
+                }
+            }
+        }
+        if let Some(doc) = &role.handlers {
+            if let Value::Mapping(m) = &doc.value {
+                for (name, task) in m {
+                    let name = name.as_str().unwrap_or_default().to_string();
+                    let path = vec![Seg::Key(name.clone())];
+                    match lower_task(role, doc, &path, task, &vars, &out.secrets, true) {
+                        Ok(resources) => out.handlers.push(Handler { role: role_name.clone(), name, resources }),
+                        Err(e) => errors.push(e),
+                    }
+                }
+            }
+        }
+    }
+    // Every notify must name a handler of its role.
+    for e in &out.entries {
+        for n in &e.notify {
+            if !out.handlers.iter().any(|h| &h.role == &e.role && &h.name == n) {
+                let names: Vec<&str> = out.handlers.iter().filter(|h| h.role == e.role).map(|h| h.name.as_str()).collect();
+                let d = Diagnostic::new(format!("`notify: {n}` names no handler of role `{}`", e.role))
+                    .at(e.location.clone())
+                    .did_you_mean(n, names.iter().copied());
+                if !errors.0.contains(&d) {
+                    errors.push(d);
+                }
+            }
+        }
+    }
+    // Two tasks managing one path would fight: the later would undo the earlier on every run.
+    let mut seen: IndexMap<(String, String), Location> = IndexMap::new();
+    for e in &out.entries {
+        let id = (e.resource.kind().to_string(), e.resource.target());
+        if matches!(id.0.as_str(), "command") {
+            continue;
+        }
+        if let Some(first) = seen.insert(id.clone(), e.location.clone()) {
+            errors.push(
+                Diagnostic::new(format!("{} {} is managed twice (first at {first})", id.0, id.1))
+                    .at(e.location.clone())
+                    .help("manage each resource in one task; merge the two"),
+            );
+        }
+    }
+    errors.into_result()?;
+    Ok(out)
+}
+
+fn task_notify(task: &Value) -> Vec<String> {
+    task.get("notify").and_then(crate::yaml::string_list).unwrap_or_default()
+}
+
+/// Lowers one task: checks its keys, evaluates `when` and `loop`, renders its arguments.
+fn lower_task(role: &Role, doc: &Doc, path: &[Seg], task: &Value, vars: &Mapping, secrets: &Secrets, is_handler: bool) -> Result<Vec<Box<dyn Resource>>, Diagnostic> {
+    let mut r = MapReader::new(doc, path.to_vec(), task, "a task")?;
+    let task_name = r.opt_string("name")?;
+    let when = r.get("when").cloned();
+    let looped = r.get("loop").cloned();
+    r.opt_strings("notify")?;
+    let Value::Mapping(map) = task else { return Err(doc.error(path, "a task must be a mapping")) };
+    let module_keys: Vec<&str> = map.keys().filter_map(|k| k.as_str()).filter(|k| !TASK_KEYS.contains(k)).collect();
+    let module_name = match module_keys.as_slice() {
+        [one] => *one,
+        [] => {
+            return Err(doc
+                .error(path, "this task names no module")
+                .help(format!("add one of: {}", modules::MODULES.iter().map(|m| m.name()).collect::<Vec<_>>().join(", "))))
+        }
+        [_, second, ..] => {
+            let candidates = modules::MODULES.iter().map(|m| m.name()).chain(TASK_KEYS);
+            let d = doc.error(&key(path, second), format!("a task has one module, but this one has `{}`", module_keys.join("`, `")));
+            return Err(match modules::find(second) {
+                Some(_) => d.help("split it into two tasks"),
+                None => d.did_you_mean(second, candidates),
+            });
+        }
+    };
+    let Some(module) = modules::find(module_name) else {
+        return Err(doc
+            .error(&key(path, module_name), format!("unknown module `{module_name}`"))
+            .did_you_mean(module_name, modules::MODULES.iter().map(|m| m.name()).chain(TASK_KEYS))
+            .help(format!("the modules are: {}", modules::MODULES.iter().map(|m| m.name()).collect::<Vec<_>>().join(", "))));
+    };
+    let raw_args = map.get(module_name).cloned().unwrap_or(Value::Null);
+    let args_path = key(path, module_name);
+    let base_ctx = JValue::from(Serde(vars));
+    let location = doc.locate(path);
+
+    if let Some(w) = &when {
+        let src = crate::yaml::scalar_string(w).ok_or_else(|| doc.error(&key(path, "when"), "`when` must be an expression"))?;
+        if !eval_expression(role, &src, &base_ctx, &doc.locate(&key(path, "when")))?.is_true() {
+            return Ok(Vec::new());
+        }
+    }
+    let items: Vec<Option<JValue>> = match &looped {
+        None => vec![None],
+        Some(Value::String(s)) => {
+            let v = eval_expression(role, s, &base_ctx, &doc.locate(&key(path, "loop")))?;
+            let iter = v.try_iter().map_err(|_| doc.error(&key(path, "loop"), "`loop` must evaluate to a list"))?;
+            iter.map(Some).collect()
+        }
+        Some(Value::Sequence(items)) => items.iter().map(|i| Some(JValue::from(Serde(i)))).collect(),
+        Some(_) => return Err(doc.error(&key(path, "loop"), "`loop` must be a list or an expression giving one")),
+    };
+    let mut out = Vec::new();
+    for item in items {
+        let ctx = match &item {
+            Some(item) => {
+                let mut m = vars.clone();
+                let item_yaml: Value = serde_yaml::to_value(item).map_err(|e| doc.error(&key(path, "loop"), e.to_string()))?;
+                m.insert("item".into(), item_yaml);
+                JValue::from(Serde(m))
+            }
+            None => base_ctx.clone(),
+        };
+        let locate = |p: &[Seg]| {
+            let mut full = args_path.clone();
+            full.extend_from_slice(p);
+            doc.locate(&full)
+        };
+        let rendered = render_value(&raw_args, &role.templates, &ctx, &location, &locate)?;
+        let args = Args { doc, path: args_path.clone(), value: rendered };
+        let cx = LowerCx {
+            role: &role.name,
+            role_dir: role.dir.clone(),
+            templates: &role.templates,
+            vars: &ctx,
+            secrets,
+            location: location.clone(),
+            task_name: task_name.clone(),
+            is_handler,
+        };
+        out.extend(module.lower(&args, &cx)?);
+    }
+    Ok(out)
+}
+

@@ -1,0 +1,145 @@
+//! Transport: one multiplexed SSH connection per host (the `openssh` crate, native mux),
+//! with strict host-key checking against the project's known_hosts. Remote work is a sh
+//! script fed on stdin, run as root (through `sudo -n` when the login user is not root),
+//! so nothing we send shows up in a process list. Every script run counts as one round trip.
+
+use crate::inventory::{Host, SshSettings};
+use anyhow::{anyhow, Context, Result};
+use openssh::{ControlPersist, KnownHosts, Session, SessionBuilder, Stdio};
+use std::num::NonZeroUsize;
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+
+/// How long one remote script may run before it is killed, on the host and here.
+pub const DEFAULT_COMMAND_TIMEOUT: Duration = Duration::from_secs(1800);
+
+/// An open connection to one host.
+pub struct Connection {
+    session: Session,
+    become_root: bool,
+    round_trips: AtomicUsize,
+    pub host: String,
+}
+
+/// What a remote script produced.
+#[derive(Debug, Clone)]
+pub struct ScriptOutput {
+    pub stdout: String,
+    pub stderr: String,
+    pub status: Option<i32>,
+}
+
+impl Connection {
+    /// Connects to `host`. Host keys are checked strictly: an unknown or changed key stops
+    /// this host with the reason. `accept_new_host_key` is for bootstrap only.
+    pub async fn connect(host: &Host, ssh: &SshSettings, control_dir: &Path, accept_new_host_key: bool) -> Result<Connection> {
+        let mut b = SessionBuilder::default();
+        b.user(host.user.clone())
+            .port(host.port)
+            .known_hosts_check(if accept_new_host_key { KnownHosts::Add } else { KnownHosts::Strict })
+            .user_known_hosts_file(&ssh.known_hosts)
+            .connect_timeout(Duration::from_secs(ssh.connect_timeout_secs))
+            .server_alive_interval(Duration::from_secs(10))
+            .control_directory(control_dir)
+            // A master left behind by a killed run goes away by itself after a minute.
+            .control_persist(ControlPersist::IdleFor(NonZeroUsize::new(60).unwrap_or(NonZeroUsize::MIN)));
+        if let Some(key) = &ssh.identity_file {
+            b.keyfile(key);
+        }
+        let session = tokio::time::timeout(Duration::from_secs(ssh.connect_timeout_secs + 5), b.connect_mux(&host.address))
+            .await
+            .map_err(|_| anyhow!("connecting to {}:{} timed out after {} s", host.address, host.port, ssh.connect_timeout_secs + 5))?
+            .map_err(|e| anyhow!("cannot connect to {}@{}:{}: {}", host.user, host.address, host.port, explain(&e)))?;
+        Ok(Connection { session, become_root: host.user != "root", round_trips: AtomicUsize::new(0), host: host.name.clone() })
+    }
+
+    /// The number of scripts run so far.
+    pub fn round_trips(&self) -> usize {
+        self.round_trips.load(Ordering::Relaxed)
+    }
+
+    fn shell_command(&self, timeout: Duration) -> String {
+        let secs = timeout.as_secs().max(1);
+        let sh = format!("timeout --kill-after=10 {secs} sh -s");
+        if self.become_root { format!("sudo -n {sh}") } else { sh }
+    }
+
+    /// Runs `script` and collects its output.
+    pub async fn run_script(&self, script: &str, timeout: Duration) -> Result<ScriptOutput> {
+        let mut lines = Vec::new();
+        let (status, stderr) = self.run_script_streaming(script, timeout, |l| lines.push(l.to_string())).await?;
+        let mut stdout = lines.join("\n");
+        stdout.push('\n');
+        Ok(ScriptOutput { stdout, stderr, status })
+    }
+
+    /// Runs `script`, handing each line of its stdout to `on_line` as it arrives.
+    pub async fn run_script_streaming(&self, script: &str, timeout: Duration, mut on_line: impl FnMut(&str)) -> Result<(Option<i32>, String)> {
+        self.round_trips.fetch_add(1, Ordering::Relaxed);
+        let work = async {
+            let mut child = self
+                .session
+                .raw_command(self.shell_command(timeout))
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .await
+                .context("cannot start a remote shell")?;
+            let mut stdin = child.stdin().take().ok_or_else(|| anyhow!("no stdin for the remote shell"))?;
+            let stdout = child.stdout().take().ok_or_else(|| anyhow!("no stdout from the remote shell"))?;
+            let mut stderr = child.stderr().take().ok_or_else(|| anyhow!("no stderr from the remote shell"))?;
+            let script = script.to_string();
+            // Write and read concurrently: a large script must not deadlock on a full pipe.
+            let writer = async move {
+                stdin.write_all(script.as_bytes()).await?;
+                stdin.shutdown().await?;
+                drop(stdin);
+                Ok::<_, std::io::Error>(())
+            };
+            let err_reader = async move {
+                let mut buf = Vec::new();
+                stderr.read_to_end(&mut buf).await.map(|_| buf)
+            };
+            let out_reader = async {
+                let mut reader = BufReader::new(stdout).lines();
+                while let Some(line) = reader.next_line().await? {
+                    on_line(&line);
+                }
+                Ok::<_, std::io::Error>(())
+            };
+            let (w, e, o) = tokio::join!(writer, err_reader, out_reader);
+            o.context("reading the remote output")?;
+            let err = e.unwrap_or_default();
+            // A write error means the shell ended early; its status and stderr tell why.
+            let _ = w;
+            let status = child.wait().await.context("waiting for the remote shell")?;
+            Ok::<_, anyhow::Error>((status.code(), String::from_utf8_lossy(&err).into_owned()))
+        };
+        tokio::time::timeout(timeout + Duration::from_secs(15), work)
+            .await
+            .map_err(|_| anyhow!("the remote script did not finish within {} s", timeout.as_secs()))?
+    }
+
+    /// Closes the connection and its master process.
+    pub async fn close(self) {
+        let _ = self.session.close().await;
+    }
+}
+
+/// The useful part of an openssh error: its source says what ssh said.
+fn explain(e: &openssh::Error) -> String {
+    let mut msg = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        msg.push_str(": ");
+        msg.push_str(&s.to_string());
+        source = s.source();
+    }
+    if msg.contains("Host key verification failed") || msg.contains("REMOTE HOST IDENTIFICATION HAS CHANGED") {
+        msg.push_str(" (the host key is unknown or has changed; if the host was rebuilt on purpose, remove its old key from the known_hosts file; `provision bootstrap` records keys of new hosts)");
+    }
+    msg
+}

@@ -1,0 +1,182 @@
+//! Variables: secrets, the precedence merge, and the per-host variable set that templates see.
+//!
+//! Precedence, lowest first: role defaults < inventory `vars` < host `vars` < `-e`.
+//! String values may themselves be templates (`deploy_to: /var/www/{{ app }}`); they are
+//! resolved against the merged set until nothing changes, as Ansible users expect.
+
+use crate::inventory::{Host, Inventory};
+use serde_yaml::{Mapping, Value};
+use std::collections::BTreeSet;
+
+/// The values that must never be printed. Every line of output passes through [`Secrets::redact`].
+#[derive(Debug, Clone, Default)]
+pub struct Secrets {
+    values: BTreeSet<String>,
+    /// `!env NAME` references whose variable was not set; an error when connecting.
+    pub missing_env: Vec<String>,
+}
+
+/// What a secret shows as.
+pub const REDACTED: &str = "(secret)";
+
+impl Secrets {
+    /// Marks `value` as secret.
+    pub fn add(&mut self, value: &str) {
+        // A one- or two-character secret would redact ordinary text everywhere; such a
+        // value is no secret anyway, so it is not tracked.
+        if value.len() >= 3 {
+            self.values.insert(value.to_string());
+        }
+    }
+
+    pub fn merge(&mut self, other: &Secrets) {
+        self.values.extend(other.values.iter().cloned());
+        self.missing_env.extend(other.missing_env.iter().cloned());
+    }
+
+    /// Whether `text` contains any secret.
+    pub fn touches(&self, text: &str) -> bool {
+        self.values.iter().any(|s| text.contains(s.as_str()))
+    }
+
+    /// `text` with every secret replaced by `(secret)`. Longest first, so that a secret
+    /// containing another is replaced whole.
+    pub fn redact(&self, text: &str) -> String {
+        let mut out = text.to_string();
+        let mut by_len: Vec<&String> = self.values.iter().collect();
+        by_len.sort_by_key(|s| std::cmp::Reverse(s.len()));
+        for s in by_len {
+            if out.contains(s.as_str()) {
+                out = out.replace(s.as_str(), REDACTED);
+            }
+        }
+        out
+    }
+}
+
+/// Replaces `!secret VALUE` by VALUE and `!env NAME` by the environment's value, recording
+/// both as secrets.
+pub fn extract_secrets(value: Value, secrets: &mut Secrets) -> Result<Value, String> {
+    Ok(match value {
+        Value::Tagged(t) => {
+            let tag = t.tag.to_string();
+            let inner = crate::yaml::scalar_string(&t.value)
+                .ok_or_else(|| format!("`{tag}` must be followed by a string"))?;
+            match tag.as_str() {
+                "!secret" => {
+                    secrets.add(&inner);
+                    Value::String(inner)
+                }
+                "!env" => match std::env::var(&inner) {
+                    Ok(v) => {
+                        secrets.add(&v);
+                        Value::String(v)
+                    }
+                    Err(_) => {
+                        secrets.missing_env.push(inner.clone());
+                        Value::String(format!("(unset environment variable {inner})"))
+                    }
+                },
+                other => return Err(format!("unknown tag `{other}`; use `!secret` or `!env`")),
+            }
+        }
+        Value::Mapping(m) => {
+            let mut out = Mapping::new();
+            for (k, v) in m {
+                out.insert(k, extract_secrets(v, secrets)?);
+            }
+            Value::Mapping(out)
+        }
+        Value::Sequence(items) => {
+            Value::Sequence(items.into_iter().map(|v| extract_secrets(v, secrets)).collect::<Result<_, _>>()?)
+        }
+        other => other,
+    })
+}
+
+/// Parses `-e key=value` arguments; values are YAML scalars (`-e workers=4` is a number).
+pub fn parse_extra_vars(args: &[String]) -> Result<Mapping, String> {
+    let mut m = Mapping::new();
+    for arg in args {
+        let (k, v) = arg
+            .split_once('=')
+            .ok_or_else(|| format!("`-e {arg}` is not KEY=VALUE; write for example `-e puma_workers=4`"))?;
+        if !crate::inventory::is_identifier(k) {
+            return Err(format!("`-e {arg}`: `{k}` is not a valid variable name"));
+        }
+        let value: Value = serde_yaml::from_str(v).unwrap_or_else(|_| Value::String(v.to_string()));
+        let value = if value.is_null() && !v.is_empty() { Value::String(v.to_string()) } else { value };
+        m.insert(Value::String(k.to_string()), value);
+    }
+    Ok(m)
+}
+
+/// Overlays `top` on `base`, key by key (a later layer replaces a whole value).
+pub fn overlay(base: &mut Mapping, top: &Mapping) {
+    for (k, v) in top {
+        base.insert(k.clone(), v.clone());
+    }
+}
+
+/// The variables every template of `host` sees besides its own: who the host is and what
+/// else the inventory has, so roles can compute topology (nginx upstreams from the puma hosts).
+pub fn inventory_facts(inv: &Inventory, host: &Host) -> Mapping {
+    let mut m = Mapping::new();
+    m.insert("inventory_hostname".into(), host.name.clone().into());
+    m.insert("stage".into(), inv.stage.clone().into());
+    m.insert("host".into(), host_value(host));
+    let mut hosts = Mapping::new();
+    for h in &inv.hosts {
+        hosts.insert(h.name.clone().into(), host_value(h));
+    }
+    m.insert("hosts".into(), Value::Mapping(hosts));
+    let mut groups = Mapping::new();
+    for g in inv.group_names() {
+        let members: Vec<Value> = inv.group_members(&g).iter().map(|h| Value::String(h.name.clone())).collect();
+        groups.insert(g.into(), Value::Sequence(members));
+    }
+    m.insert("groups".into(), Value::Mapping(groups));
+    m
+}
+
+fn host_value(h: &Host) -> Value {
+    let mut m = Mapping::new();
+    m.insert("name".into(), h.name.clone().into());
+    m.insert("address".into(), h.address.clone().into());
+    m.insert("port".into(), (h.port as u64).into());
+    m.insert("user".into(), h.user.clone().into());
+    m.insert("roles".into(), Value::Sequence(h.roles.iter().map(|r| Value::String(r.clone())).collect()));
+    m.insert("primary".into(), h.primary.into());
+    Value::Mapping(m)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redacts_longest_first() {
+        let mut s = Secrets::default();
+        s.add("hunter2");
+        s.add("hunter2-extra");
+        assert_eq!(s.redact("pw=hunter2-extra and hunter2"), "pw=(secret) and (secret)");
+    }
+
+    #[test]
+    fn secret_tags_are_unwrapped_and_recorded() {
+        let v: Value = serde_yaml::from_str("a: !secret topsecret\nb: [1, !secret other]\n").unwrap();
+        let mut s = Secrets::default();
+        let v = extract_secrets(v, &mut s).unwrap();
+        assert_eq!(v["a"], Value::from("topsecret"));
+        assert!(s.touches("x topsecret y"));
+        assert!(s.touches("other"));
+    }
+
+    #[test]
+    fn extra_vars_are_yaml_scalars() {
+        let m = parse_extra_vars(&["n=4".into(), "s=hello world".into(), "b=true".into()]).unwrap();
+        assert_eq!(m.get("n"), Some(&Value::from(4)));
+        assert_eq!(m.get("s"), Some(&Value::from("hello world")));
+        assert!(parse_extra_vars(&["novalue".into()]).is_err());
+    }
+}

@@ -1,0 +1,370 @@
+//! YAML loading with positions: every value read from a file can be traced back to its
+//! `file:line:column`, and every mapping is checked for unknown keys.
+//!
+//! serde_yaml's `Value` carries no positions, so [`Doc::locate`] finds a key path in the
+//! block-style source text. That is exact for the block style roles and inventories are
+//! written in, and falls back to the nearest enclosing key otherwise.
+
+use crate::error::{Diagnostic, Location};
+use serde_yaml::{Mapping, Value};
+use std::path::{Path, PathBuf};
+
+/// One step of a path into a YAML document.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Seg {
+    Key(String),
+    Index(usize),
+}
+
+/// A path into a YAML document, such as `hosts.web1.roles[0]`.
+pub type YPath = Vec<Seg>;
+
+/// Extends `path` by one key.
+pub fn key(path: &[Seg], k: &str) -> YPath {
+    let mut p = path.to_vec();
+    p.push(Seg::Key(k.to_string()));
+    p
+}
+
+/// Extends `path` by one index.
+pub fn index(path: &[Seg], i: usize) -> YPath {
+    let mut p = path.to_vec();
+    p.push(Seg::Index(i));
+    p
+}
+
+/// A parsed YAML file and its source text.
+#[derive(Debug, Clone)]
+pub struct Doc {
+    pub path: PathBuf,
+    pub text: String,
+    pub value: Value,
+}
+
+impl Doc {
+    /// Reads and parses `path`, applying `<<` merge keys (serde_yaml would drop them silently).
+    pub fn load(path: &Path) -> Result<Doc, Diagnostic> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            Diagnostic::new(format!("cannot read `{}`: {e}", path.display())).at(Location::file(path))
+        })?;
+        Doc::parse(path, text)
+    }
+
+    /// Parses `text` as if read from `path`.
+    pub fn parse(path: &Path, text: String) -> Result<Doc, Diagnostic> {
+        let mut value: Value = serde_yaml::from_str(&text).map_err(|e| {
+            let loc = e.location().map(|l| Location::new(path, l.line(), l.column()));
+            let d = Diagnostic::new(format!("invalid YAML: {}", strip_location(&e.to_string())))
+                .help("fix the YAML syntax at this position (indentation, a missing `:` or an unclosed quote)");
+            match loc {
+                Some(l) => d.at(l),
+                None => d.at(Location::file(path)),
+            }
+        })?;
+        value.apply_merge().map_err(|e| {
+            Diagnostic::new(format!("invalid merge key (`<<`): {e}")).at(Location::file(path))
+        })?;
+        if value.is_null() {
+            value = Value::Mapping(Mapping::new());
+        }
+        Ok(Doc { path: path.to_path_buf(), text, value })
+    }
+
+    /// The location of the value at `path`, as exact as the source allows.
+    pub fn locate(&self, path: &[Seg]) -> Location {
+        let (line, column) = locate_in(&self.text, path);
+        Location::new(&self.path, line, column)
+    }
+
+    /// A diagnostic located at `path`.
+    pub fn error(&self, path: &[Seg], message: impl Into<String>) -> Diagnostic {
+        Diagnostic::new(message).at(self.locate(path))
+    }
+}
+
+fn strip_location(msg: &str) -> String {
+    // serde_yaml appends " at line X column Y"; we print the location ourselves.
+    match msg.find(" at line ") {
+        Some(i) => msg[..i].to_string(),
+        None => msg.to_string(),
+    }
+}
+
+/// Finds the (line, column) of the node at `path` in block-style YAML, 1-based.
+fn locate_in(text: &str, path: &[Seg]) -> (usize, usize) {
+    let lines: Vec<&str> = text.lines().collect();
+    let mut at_line = 0usize; // line of the current node
+    let mut at_col = 0usize;
+    let mut parent_indent: isize = -1;
+    let mut search_from = 0usize;
+    for seg in path {
+        let found = match seg {
+            Seg::Key(k) => find_key(&lines, search_from, parent_indent, k),
+            Seg::Index(i) => find_item(&lines, search_from, parent_indent, *i),
+        };
+        match found {
+            Some((line, col, indent)) => {
+                at_line = line;
+                at_col = col;
+                parent_indent = indent as isize;
+                // A sequence item's first key sits on the same line as its dash.
+                search_from = if matches!(seg, Seg::Index(_)) { line } else { line + 1 };
+            }
+            None => break,
+        }
+    }
+    (at_line + 1, at_col + 1)
+}
+
+fn content_start(line: &str) -> Option<usize> {
+    let trimmed = line.trim_start();
+    if trimmed.is_empty() || trimmed.starts_with('#') {
+        None
+    } else {
+        Some(line.len() - trimmed.len())
+    }
+}
+
+fn find_key(lines: &[&str], from: usize, parent_indent: isize, key: &str) -> Option<(usize, usize, usize)> {
+    let mut block_indent: Option<usize> = None;
+    for (n, line) in lines.iter().enumerate().skip(from) {
+        let Some(mut col) = content_start(line) else { continue };
+        let mut rest = &line[col..];
+        // `- key:` opens a mapping inside a sequence item.
+        while let Some(r) = rest.strip_prefix("- ") {
+            col += 2 + (r.len() - r.trim_start().len());
+            rest = r.trim_start();
+        }
+        if (col as isize) <= parent_indent && n > from {
+            return None; // left the enclosing block
+        }
+        if (col as isize) <= parent_indent {
+            continue;
+        }
+        let indent = *block_indent.get_or_insert(col);
+        if col != indent {
+            continue;
+        }
+        for quoted in [key.to_string(), format!("\"{key}\""), format!("'{key}'")] {
+            if let Some(after) = rest.strip_prefix(&quoted) {
+                if after.trim_start().starts_with(':') {
+                    return Some((n, col, col));
+                }
+            }
+        }
+    }
+    None
+}
+
+fn find_item(lines: &[&str], from: usize, parent_indent: isize, index: usize) -> Option<(usize, usize, usize)> {
+    let mut seen = 0usize;
+    let mut item_indent: Option<usize> = None;
+    for (n, line) in lines.iter().enumerate().skip(from) {
+        let Some(col) = content_start(line) else { continue };
+        let rest = &line[col..];
+        if (col as isize) < parent_indent || ((col as isize) == parent_indent && !rest.starts_with('-')) {
+            if n > from {
+                return None;
+            }
+            continue;
+        }
+        if !(rest == "-" || rest.starts_with("- ")) {
+            continue;
+        }
+        let indent = *item_indent.get_or_insert(col);
+        if col != indent {
+            continue;
+        }
+        if seen == index {
+            let value_col = col + 2 + rest.get(2..).map(|r| r.len() - r.trim_start().len()).unwrap_or(0);
+            return Some((n, value_col.min(line.len()), col));
+        }
+        seen += 1;
+    }
+    None
+}
+
+/// A type name for error messages.
+pub fn type_name(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "nothing (null)",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Sequence(_) => "a list",
+        Value::Mapping(_) => "a mapping",
+        Value::Tagged(_) => "a tagged value",
+    }
+}
+
+/// Reads a mapping's keys one by one and reports the keys nobody asked for.
+pub struct MapReader<'a> {
+    pub doc: &'a Doc,
+    pub path: YPath,
+    map: &'a Mapping,
+    known: Vec<&'static str>,
+}
+
+impl<'a> MapReader<'a> {
+    /// A reader for the mapping at `path`, or an error if `value` is not a mapping.
+    pub fn new(doc: &'a Doc, path: YPath, value: &'a Value, what: &str) -> Result<Self, Diagnostic> {
+        match value {
+            Value::Mapping(map) => Ok(MapReader { doc, path, map, known: Vec::new() }),
+            other => Err(doc
+                .error(&path, format!("{what} must be a mapping, found {}", type_name(other)))
+                .help("write it as `key: value` lines")),
+        }
+    }
+
+    /// The raw value of `k`, if present; marks `k` as known.
+    pub fn get(&mut self, k: &'static str) -> Option<&'a Value> {
+        self.known.push(k);
+        self.map.get(k)
+    }
+
+    /// The path of key `k`, for error messages.
+    pub fn path_of(&self, k: &str) -> YPath {
+        key(&self.path, k)
+    }
+
+    /// An optional string (numbers and booleans are accepted and converted).
+    pub fn opt_string(&mut self, k: &'static str) -> Result<Option<String>, Diagnostic> {
+        match self.get(k) {
+            None | Some(Value::Null) => Ok(None),
+            Some(v) => scalar_string(v)
+                .map(Some)
+                .ok_or_else(|| self.doc.error(&self.path_of(k), format!("`{k}` must be a string, found {}", type_name(v)))),
+        }
+    }
+
+    /// A required string.
+    pub fn string(&mut self, k: &'static str, what: &str) -> Result<String, Diagnostic> {
+        self.opt_string(k)?.ok_or_else(|| {
+            self.doc.error(&self.path, format!("{what} has no `{k}`")).help(format!("add `{k}: ...`"))
+        })
+    }
+
+    /// An optional boolean; accepts YAML 1.1 spellings (`yes`, `no`, `on`, `off`) as Ansible users write them.
+    pub fn opt_bool(&mut self, k: &'static str) -> Result<Option<bool>, Diagnostic> {
+        match self.get(k) {
+            None | Some(Value::Null) => Ok(None),
+            Some(v) => lenient_bool(v).map(Some).ok_or_else(|| {
+                self.doc
+                    .error(&self.path_of(k), format!("`{k}` must be true or false, found {}", type_name(v)))
+            }),
+        }
+    }
+
+    /// An optional list of strings; a single string is a list of one.
+    pub fn opt_strings(&mut self, k: &'static str) -> Result<Option<Vec<String>>, Diagnostic> {
+        match self.get(k) {
+            None | Some(Value::Null) => Ok(None),
+            Some(v) => string_list(v).map(Some).ok_or_else(|| {
+                self.doc
+                    .error(&self.path_of(k), format!("`{k}` must be a list of strings, found {}", type_name(v)))
+                    .help(format!("write `{k}: [a, b]`"))
+            }),
+        }
+    }
+
+    /// Errors for every key that no `get` asked for, with a "did you mean".
+    pub fn finish(self, what: &str) -> Result<(), Diagnostic> {
+        for (k, _) in self.map {
+            let name = match k {
+                Value::String(s) => s.clone(),
+                other => format!("{other:?}"),
+            };
+            if !self.known.iter().any(|known| *known == name) {
+                let mut d = self
+                    .doc
+                    .error(&key(&self.path, &name), format!("unknown key `{name}` in {what}"))
+                    .did_you_mean(&name, self.known.iter().copied());
+                if d.help.is_none() {
+                    d = d.help(format!("known keys: {}", self.known.join(", ")));
+                }
+                return Err(d);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A scalar as a string: strings, numbers and booleans.
+pub fn scalar_string(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+/// A boolean, accepting the YAML 1.1 words that Ansible users write.
+pub fn lenient_bool(v: &Value) -> Option<bool> {
+    match v {
+        Value::Bool(b) => Some(*b),
+        Value::String(s) => match s.to_ascii_lowercase().as_str() {
+            "yes" | "on" | "true" | "y" => Some(true),
+            "no" | "off" | "false" | "n" => Some(false),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// A list of strings; a single scalar is a list of one.
+pub fn string_list(v: &Value) -> Option<Vec<String>> {
+    match v {
+        Value::Sequence(items) => items.iter().map(scalar_string).collect(),
+        other => scalar_string(other).map(|s| vec![s]),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SRC: &str = "stage: staging\nhosts:\n  web1:\n    address: 1.2.3.4\n    roles: [nginx]\n  app1:\n    address: 1.2.3.5\n    rolez:\n      - puma\n      - sidekiq\n";
+
+    #[test]
+    fn locates_nested_keys_and_items() {
+        let p = vec![Seg::Key("hosts".into()), Seg::Key("app1".into()), Seg::Key("rolez".into())];
+        assert_eq!(locate_in(SRC, &p), (8, 5));
+        let p = vec![Seg::Key("hosts".into()), Seg::Key("app1".into()), Seg::Key("rolez".into()), Seg::Index(1)];
+        assert_eq!(locate_in(SRC, &p), (10, 9));
+        let p = vec![Seg::Key("hosts".into()), Seg::Key("web1".into()), Seg::Key("address".into())];
+        assert_eq!(locate_in(SRC, &p), (4, 5));
+    }
+
+    #[test]
+    fn locates_keys_of_sequence_items() {
+        let src = "- name: a\n  package: [x]\n- name: b\n  file:\n    path: /x\n    mdoe: 1\n";
+        assert_eq!(locate_in(src, &[Seg::Index(1)]), (3, 3));
+        assert_eq!(locate_in(src, &[Seg::Index(1), Seg::Key("file".into()), Seg::Key("mdoe".into())]), (6, 5));
+    }
+
+    #[test]
+    fn unknown_key_suggests_the_closest() {
+        let doc = Doc::parse(Path::new("inv.yml"), SRC.to_string()).unwrap();
+        let host = &doc.value["hosts"]["app1"];
+        let path = vec![Seg::Key("hosts".into()), Seg::Key("app1".into())];
+        let mut r = MapReader::new(&doc, path, host, "host `app1`").unwrap();
+        r.get("address");
+        r.get("roles");
+        let err = r.finish("host `app1`").unwrap_err();
+        assert_eq!(err.help.as_deref(), Some("did you mean `roles`?"));
+        assert_eq!(err.location.unwrap().line, 8);
+    }
+
+    #[test]
+    fn merge_keys_are_applied() {
+        let doc = Doc::parse(Path::new("x.yml"), "a: &d {x: 1}\nb:\n  <<: *d\n  y: 2\n".into()).unwrap();
+        assert_eq!(doc.value["b"]["x"], Value::from(1));
+    }
+
+    #[test]
+    fn syntax_errors_have_a_line() {
+        let err = Doc::parse(Path::new("x.yml"), "a: [1, 2\nb: 3\n".into()).unwrap_err();
+        assert!(err.location.unwrap().line >= 1);
+    }
+}
