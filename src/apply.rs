@@ -40,7 +40,7 @@ rm -rf {LOCK_DIR}; mkdir {LOCK_DIR} 2>/dev/null || {{ echo \"@@PV locked $(cat {
     s.push_str(&format!("echo \"$$ {}\" > {LOCK_DIR}/owner\n", who.replace(['"', '$', '`', '\\', '\n'], "")));
     s.push_str(&format!("PV_RUN=$(mktemp -d /tmp/.pv-run.XXXXXX) || exit 1; export PV_RUN\ntrap 'rm -rf \"$PV_RUN\" {LOCK_DIR}' EXIT\n"));
     s.push_str(&format!("pv_journal_add() {{ grep -qxF -- \"$1\" {JOURNAL} 2>/dev/null || {{ printf '%s\\n' \"$1\" >> {JOURNAL} && sync -- {JOURNAL}; }}; }}\n"));
-    s.push_str(&format!("pv_journal_clear() {{ [ -f {JOURNAL} ] || return 0; grep -vxF -- \"$1\" {JOURNAL} > {JOURNAL}.new; mv -f {JOURNAL}.new {JOURNAL}; }}\n"));
+    s.push_str(&format!("pv_journal_clear() {{ [ -f {JOURNAL} ] || return 0; {{ grep -vxF -- \"$1\" {JOURNAL} || true; }} > {JOURNAL}.new; mv -f {JOURNAL}.new {JOURNAL}; }}\n"));
 
     let all_packages: Vec<&String> = changes
         .iter()
