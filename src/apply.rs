@@ -5,6 +5,15 @@
 
 use crate::plan::{Change, Step};
 use crate::probe::{JOURNAL, LOCK_DIR, STATE_DIR};
+
+/// Where the lockout canary keeps the previous versions of login files and the script that
+/// puts them back.
+pub const CANARY_DIR: &str = "/var/lib/provision/canary";
+/// The transient systemd timer that reverts login changes by itself unless the controller
+/// confirms a fresh login in time: a run that dies mid-way cannot lock anyone out.
+pub const CANARY_UNIT: &str = "provision-canary";
+/// How long the host waits for the controller's confirmation before it reverts.
+pub const CANARY_SECONDS: u64 = 300;
 use crate::shell::quote;
 
 /// What the host reported about one change.
@@ -21,6 +30,8 @@ pub enum Event {
     Finished { index: usize, outcome: Outcome },
     /// Another run holds the host's lock.
     Locked { holder: String },
+    /// Login files are about to change; the controller must confirm a fresh login.
+    CanaryArmed,
 }
 
 /// The apply script for `changes`. `who` identifies this run in the lock.
@@ -53,8 +64,16 @@ rm -rf {LOCK_DIR}; mkdir {LOCK_DIR} 2>/dev/null || {{ echo \"@@PV locked $(cat {
         .collect();
     let needs_update = changes.iter().flat_map(|c| &c.steps).any(|s| matches!(s, Step::AptInstall { update: true, .. }));
     let mut apt_done = false;
+    let mut canary_armed = false;
 
     for (i, c) in changes.iter().enumerate() {
+        if let Some(file) = &c.login_file {
+            if !canary_armed {
+                canary_armed = true;
+                s.push_str(&arm_canary());
+            }
+            s.push_str(&format!("pv_canary_save {}\n", quote(file)));
+        }
         s.push_str("(\nset -e\n");
         for n in &c.notify {
             s.push_str(&format!("pv_journal_add {}\n", quote(&format!("{}/{}", c.role, n))));
@@ -98,6 +117,41 @@ rm -rf {LOCK_DIR}; mkdir {LOCK_DIR} 2>/dev/null || {{ echo \"@@PV locked $(cat {
     s
 }
 
+/// Sh that prepares the canary: a fresh restore script, and a timer that runs it unless
+/// [`confirm_canary_script`] stops it first.
+fn arm_canary() -> String {
+    r#"systemctl stop UNIT.timer UNIT.service >/dev/null 2>&1; rm -rf DIR; mkdir -p DIR/saved && chmod 700 DIR
+echo '#!/bin/sh' > DIR/restore.sh
+pv_canary_n=0
+pv_canary_save() {
+  pv_canary_n=$((pv_canary_n + 1))
+  if [ -e "$1" ]; then
+    cp -a -- "$1" "DIR/saved/$pv_canary_n"
+    printf 'cp -a -- %s "%s.pv-restore" && mv -f -- "%s.pv-restore" "%s"
+' "DIR/saved/$pv_canary_n" "$1" "$1" "$1" >> DIR/restore.sh
+  else
+    printf 'rm -f -- "%s"
+' "$1" >> DIR/restore.sh
+  fi
+}
+systemd-run --quiet --unit=UNIT --on-active=SECONDS /bin/sh DIR/restore.sh >/dev/null 2>&1 || true
+echo '@@PV canary armed'
+"#
+    .replace("UNIT", CANARY_UNIT)
+    .replace("DIR", CANARY_DIR)
+    .replace("SECONDS", &CANARY_SECONDS.to_string())
+}
+
+/// Sh run after a successful canary login: keeps the changes.
+pub fn confirm_canary_script() -> String {
+    format!("systemctl stop {CANARY_UNIT}.timer >/dev/null 2>&1; rm -rf {CANARY_DIR}; echo confirmed\n")
+}
+
+/// Sh run when the canary login failed: puts the previous login files back.
+pub fn revert_canary_script() -> String {
+    format!("systemctl stop {CANARY_UNIT}.timer >/dev/null 2>&1; [ -f {CANARY_DIR}/restore.sh ] && sh {CANARY_DIR}/restore.sh && rm -rf {CANARY_DIR} && echo reverted\n")
+}
+
 /// Reads the apply script's output one line at a time.
 #[derive(Default)]
 pub struct EventParser {
@@ -125,6 +179,7 @@ impl EventParser {
                 self.failed = Some((index, status));
                 None
             }
+            "canary" => Some(Event::CanaryArmed),
             "locked" => Some(Event::Locked { holder: rest.trim_start_matches("locked").trim().to_string() }),
             _ => None,
         }

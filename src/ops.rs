@@ -167,6 +167,43 @@ pub async fn run(opts: &RunOptions, reporter: Arc<Reporter>) -> Result<RunReport
     Ok(RunReport { mode: if opts.check { "check" } else { "apply" }, hosts, summary })
 }
 
+/// After login files changed: a FRESH connection (not the multiplexed one, which stays
+/// authenticated whatever the files say) must log in and pass `sudo -n true`. If it
+/// cannot, the previous files are put back through the open connection. The host's own
+/// timer reverts them too if this controller dies before confirming.
+async fn lockout_canary(host: &Host, ssh: &crate::inventory::SshSettings, control_dir: &Path, conn: &Connection) -> Option<String> {
+    let fresh_dir = control_dir.join(format!("canary-{}", host.name));
+    let probe = async {
+        std::fs::create_dir_all(&fresh_dir)?;
+        let fresh = Connection::connect(host, ssh, &fresh_dir, false).await?;
+        let out = fresh.run_script("exit 0\n", Duration::from_secs(30)).await;
+        fresh.close().await;
+        let out = out?;
+        if out.status == Some(0) {
+            Ok(())
+        } else {
+            Err(anyhow::anyhow!("`sudo -n true` failed for {}: {}", host.user, out.stderr.trim()))
+        }
+    };
+    let verdict: anyhow::Result<()> = probe.await;
+    match verdict {
+        Ok(()) => match conn.run_script(&apply::confirm_canary_script(), Duration::from_secs(30)).await {
+            Ok(o) if o.status == Some(0) => None,
+            Ok(o) => Some(format!("the login check passed but confirming it failed: {}; the host will revert the login changes by itself", o.stderr.trim())),
+            Err(e) => Some(format!("the login check passed but confirming it failed: {e:#}; the host will revert the login changes by itself")),
+        },
+        Err(why) => {
+            let reverted = conn.run_script(&apply::revert_canary_script(), Duration::from_secs(30)).await;
+            let how = match reverted {
+                Ok(o) if o.stdout.contains("reverted") => "the changed login files (sudoers, authorized_keys) were put back as they were".to_string(),
+                Ok(o) => format!("reverting failed ({}); the host's {} timer will retry within {} s", o.stderr.trim(), apply::CANARY_UNIT, apply::CANARY_SECONDS),
+                Err(e) => format!("reverting failed ({e:#}); the host's {} timer will retry within {} s", apply::CANARY_UNIT, apply::CANARY_SECONDS),
+            };
+            Some(format!("lockout canary: a fresh login as {} with `sudo -n true` failed after the change ({why:#}); {how}", host.user))
+        }
+    }
+}
+
 fn hostname() -> String {
     std::fs::read_to_string("/etc/hostname").map(|s| s.trim().to_string()).unwrap_or_else(|_| "controller".into())
 }
@@ -268,6 +305,7 @@ async fn converge_host(host: Host, res: HostResources, ssh: &crate::inventory::S
         let mut parser = EventParser::default();
         let mut results: Vec<Option<ChangeResult>> = vec![None; plan.changes.len()];
         let mut locked = None;
+        let mut canary_armed = false;
         let outcome = conn
             .run_script_streaming(&script, DEFAULT_COMMAND_TIMEOUT, |line| match parser.line(line) {
                 Some(Event::Finished { index, outcome }) if index < results.len() => {
@@ -280,9 +318,11 @@ async fn converge_host(host: Host, res: HostResources, ssh: &crate::inventory::S
                     results[index] = Some(ChangeResult { change: redact_change(c), status: status.into(), error: error.map(|e| secrets.redact(&e)) });
                 }
                 Some(Event::Locked { holder }) => locked = Some(holder),
+                Some(Event::CanaryArmed) => canary_armed = true,
                 _ => {}
             })
             .await;
+        let canary_error = if canary_armed { lockout_canary(&host, ssh, control_dir, &conn).await } else { None };
         timings.apply = t.elapsed().as_millis();
         let any_failed = results.iter().flatten().any(|r| r.status == "failed");
         report.changes = plan
@@ -292,6 +332,7 @@ async fn converge_host(host: Host, res: HostResources, ssh: &crate::inventory::S
             .map(|(c, r)| r.unwrap_or_else(|| ChangeResult { change: redact_change(c), status: "not run".into(), error: None }))
             .collect();
         let error = match (outcome, locked, any_failed) {
+            _ if canary_error.is_some() => canary_error,
             (_, Some(holder), _) => Some(format!("another provision run holds the lock on this host: {holder}; nothing was changed. Wait for it to finish (a lock left by a dead run is taken over automatically)")),
             (Err(e), _, _) => Some(format!("{e:#}")),
             (Ok(_), _, true) => Some("a change failed; the changes after it were not made".to_string()),

@@ -73,9 +73,11 @@ pub struct Change {
     pub steps: Vec<Step>,
     #[serde(skip)]
     pub provides: Vec<Provides>,
-    /// Whether a sudoers or sshd change needs the lockout canary after it lands.
+    /// A file that decides who can log in or become root (sudoers, authorized_keys, sshd
+    /// config). A change to one is backed up, and reverted unless a fresh login plus
+    /// `sudo -n true` works after the apply (the lockout canary).
     #[serde(skip)]
-    pub touches_login: bool,
+    pub login_file: Option<String>,
     /// For a handler: its journal key, removed from the host's journal once it ran.
     #[serde(skip)]
     pub clears_journal: Option<String>,
@@ -94,7 +96,7 @@ impl Change {
             notify: Vec::new(),
             steps: Vec::new(),
             provides: Vec::new(),
-            touches_login: false,
+            login_file: None,
             clears_journal: None,
         }
     }

@@ -27,7 +27,7 @@ impl Resource for Sudoers {
     fn plan(&self, facts: &Facts, cx: &PlanContext) -> Result<Option<Change>, String> {
         let mut c = self.0 .0.plan("sudoers", facts, cx)?;
         if let Some(c) = c.as_mut() {
-            c.touches_login = true;
+            c.login_file = Some(self.0 .0.path.clone());
         }
         Ok(c)
     }

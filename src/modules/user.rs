@@ -109,7 +109,7 @@ impl Resource for User {
         if !assumptions.is_empty() {
             c.assumption = Some(assumptions.join("; "));
         }
-        c.touches_login = self.keys.is_some();
+        c.login_file = self.keys.as_ref().map(|k| k.path.clone());
         Ok(Some(c.provides(Provides::User(self.name.clone())).provides(Provides::Group(self.name.clone()))))
     }
 }
