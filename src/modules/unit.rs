@@ -65,7 +65,8 @@ impl Resource for Unit {
             None => None,
         };
         let mut assumption = None;
-        if !unit.exists() && file_change.is_none() && self.file.is_none() {
+        let unit_path = format!("{UNIT_DIR}/{}", self.name);
+        if !unit.exists() && file_change.is_none() && self.file.is_none() && cx.creates_path(&unit_path).is_none() {
             let pkgs = cx.installed_packages();
             if pkgs.is_empty() {
                 return Err(format!(
@@ -80,7 +81,9 @@ impl Resource for Unit {
         let mut steps = Vec::new();
         let mut diff = None;
         let mut action = Action::Update;
+        let mut provides = Vec::new();
         if let Some(fc) = file_change {
+            provides = fc.provides.clone();
             details.extend(fc.details.iter().map(|d| format!("file {d}")));
             diff = fc.diff.clone();
             if fc.action == Action::Create {
@@ -121,6 +124,7 @@ impl Resource for Unit {
         c.diff = diff;
         c.steps = steps;
         c.assumption = assumption;
+        c.provides = provides;
         Ok(Some(c))
     }
 }
