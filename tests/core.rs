@@ -194,6 +194,9 @@ fn hosts_run_in_parallel_filters_and_exit_codes() {
 fn a_no_op_run_makes_one_round_trip_per_host() {
     let _s = serial();
     let p = Project::new(&[(T1, &["n"]), (T2, &["n"])]);
+    for h in [T1, T2] {
+        ssh(h, "rm -rf /srv/pv-rt");
+    }
     let mut tasks = String::new();
     for i in 0..20 {
         tasks.push_str(&format!("- file: {{path: /srv/pv-rt/f{i}, content: \"{i}\\n\"}}\n"));
