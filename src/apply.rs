@@ -30,8 +30,13 @@ pub enum Event {
     Finished { index: usize, outcome: Outcome },
     /// Another run holds the host's lock.
     Locked { holder: String },
-    /// Login files are about to change; the controller must confirm a fresh login.
+    /// Login files are about to change; at the end the script waits for the controller's
+    /// verdict on a fresh login.
     CanaryArmed,
+    /// The host kept the login changes (the fresh login worked).
+    CanaryConfirmed,
+    /// The host put the previous login files back.
+    CanaryReverted,
 }
 
 /// The apply script for `changes`. `who` identifies this run in the lock.
@@ -63,6 +68,7 @@ rm -rf {LOCK_DIR}; mkdir {LOCK_DIR} 2>/dev/null || {{ echo \"@@PV locked $(cat {
         .flatten()
         .collect();
     let needs_update = changes.iter().flat_map(|c| &c.steps).any(|s| matches!(s, Step::AptInstall { update: true, .. }));
+    s.push_str(&end_function());
     let mut apt_done = false;
     let mut canary_armed = false;
 
@@ -110,11 +116,37 @@ rm -rf {LOCK_DIR}; mkdir {LOCK_DIR} 2>/dev/null || {{ echo \"@@PV locked $(cat {
             s.push_str(&format!("pv_journal_clear {}\n", quote(key)));
         }
         s.push_str(&format!(
-            ") >\"$PV_RUN/log\" 2>&1 </dev/null\npv_rc=$?\nif [ $pv_rc -eq 0 ]; then echo '@@PV ok {i}'; else echo \"@@PV fail {i} $pv_rc\"; base64 -w0 \"$PV_RUN/log\"; echo; exit 1; fi\n"
+            ") >\"$PV_RUN/log\" 2>&1 </dev/null\npv_rc=$?\nif [ $pv_rc -eq 0 ]; then echo '@@PV ok {i}'; else echo \"@@PV fail {i} $pv_rc\"; base64 -w0 \"$PV_RUN/log\"; echo; pv_end 1; fi\n"
         ));
     }
-    s.push_str("exit 0\n");
+    s.push_str("pv_end 0\n");
     s
+}
+
+/// The line the controller sends when a fresh login worked.
+pub const CANARY_CONFIRM: &str = "confirm\n";
+/// The line the controller sends when it did not.
+pub const CANARY_REVERT: &str = "revert\n";
+
+/// Sh that ends the script: with login changes made, it asks the controller for a verdict
+/// on a fresh login and waits on stdin, still root, so reverting needs no new privilege
+/// (the broken sudo rule may be exactly what the verdict is about). EOF counts as revert.
+fn end_function() -> String {
+    r#"pv_end() {
+  if [ -n "${pv_canary_n:-}" ]; then
+    echo '@@PV canary wait'
+    if read -r pv_verdict && [ "$pv_verdict" = confirm ]; then
+      echo '@@PV canary confirmed'
+    else
+      sh DIR/restore.sh && echo '@@PV canary reverted'
+    fi
+    systemctl stop UNIT.timer >/dev/null 2>&1; rm -rf DIR
+  fi
+  exit "$1"
+}
+"#
+    .replace("UNIT", CANARY_UNIT)
+    .replace("DIR", CANARY_DIR)
 }
 
 /// Sh that prepares the canary: a fresh restore script, and a timer that runs it unless
@@ -140,16 +172,6 @@ echo '@@PV canary armed'
     .replace("UNIT", CANARY_UNIT)
     .replace("DIR", CANARY_DIR)
     .replace("SECONDS", &CANARY_SECONDS.to_string())
-}
-
-/// Sh run after a successful canary login: keeps the changes.
-pub fn confirm_canary_script() -> String {
-    format!("systemctl stop {CANARY_UNIT}.timer >/dev/null 2>&1; rm -rf {CANARY_DIR}; echo confirmed\n")
-}
-
-/// Sh run when the canary login failed: puts the previous login files back.
-pub fn revert_canary_script() -> String {
-    format!("systemctl stop {CANARY_UNIT}.timer >/dev/null 2>&1; [ -f {CANARY_DIR}/restore.sh ] && sh {CANARY_DIR}/restore.sh && rm -rf {CANARY_DIR} && echo reverted\n")
 }
 
 /// Reads the apply script's output one line at a time.
@@ -179,7 +201,12 @@ impl EventParser {
                 self.failed = Some((index, status));
                 None
             }
-            "canary" => Some(Event::CanaryArmed),
+            "canary" => match words.next()? {
+                "armed" => Some(Event::CanaryArmed),
+                "confirmed" => Some(Event::CanaryConfirmed),
+                "reverted" => Some(Event::CanaryReverted),
+                _ => None,
+            },
             "locked" => Some(Event::Locked { holder: rest.trim_start_matches("locked").trim().to_string() }),
             _ => None,
         }

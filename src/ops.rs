@@ -168,12 +168,11 @@ pub async fn run(opts: &RunOptions, reporter: Arc<Reporter>) -> Result<RunReport
 }
 
 /// After login files changed: a FRESH connection (not the multiplexed one, which stays
-/// authenticated whatever the files say) must log in and pass `sudo -n true`. If it
-/// cannot, the previous files are put back through the open connection. The host's own
-/// timer reverts them too if this controller dies before confirming.
-async fn lockout_canary(host: &Host, ssh: &crate::inventory::SshSettings, control_dir: &Path, conn: &Connection) -> Option<String> {
+/// authenticated whatever the files say) must log in and pass `sudo -n true`. Returns the
+/// line to send to the waiting apply script, and why the login failed, if it did.
+async fn lockout_canary(host: &Host, ssh: &crate::inventory::SshSettings, control_dir: &Path) -> (String, Option<String>) {
     let fresh_dir = control_dir.join(format!("canary-{}", host.name));
-    let probe = async {
+    let check = async {
         std::fs::create_dir_all(&fresh_dir)?;
         let fresh = Connection::connect(host, ssh, &fresh_dir, false).await?;
         let out = fresh.run_script("exit 0\n", Duration::from_secs(30)).await;
@@ -182,25 +181,13 @@ async fn lockout_canary(host: &Host, ssh: &crate::inventory::SshSettings, contro
         if out.status == Some(0) {
             Ok(())
         } else {
-            Err(anyhow::anyhow!("`sudo -n true` failed for {}: {}", host.user, out.stderr.trim()))
+            Err(anyhow::anyhow!("{}", out.stderr.trim()))
         }
     };
-    let verdict: anyhow::Result<()> = probe.await;
+    let verdict: anyhow::Result<()> = check.await;
     match verdict {
-        Ok(()) => match conn.run_script(&apply::confirm_canary_script(), Duration::from_secs(30)).await {
-            Ok(o) if o.status == Some(0) => None,
-            Ok(o) => Some(format!("the login check passed but confirming it failed: {}; the host will revert the login changes by itself", o.stderr.trim())),
-            Err(e) => Some(format!("the login check passed but confirming it failed: {e:#}; the host will revert the login changes by itself")),
-        },
-        Err(why) => {
-            let reverted = conn.run_script(&apply::revert_canary_script(), Duration::from_secs(30)).await;
-            let how = match reverted {
-                Ok(o) if o.stdout.contains("reverted") => "the changed login files (sudoers, authorized_keys) were put back as they were".to_string(),
-                Ok(o) => format!("reverting failed ({}); the host's {} timer will retry within {} s", o.stderr.trim(), apply::CANARY_UNIT, apply::CANARY_SECONDS),
-                Err(e) => format!("reverting failed ({e:#}); the host's {} timer will retry within {} s", apply::CANARY_UNIT, apply::CANARY_SECONDS),
-            };
-            Some(format!("lockout canary: a fresh login as {} with `sudo -n true` failed after the change ({why:#}); {how}", host.user))
-        }
+        Ok(()) => (apply::CANARY_CONFIRM.to_string(), None),
+        Err(why) => (apply::CANARY_REVERT.to_string(), Some(format!("{why:#}"))),
     }
 }
 
@@ -306,8 +293,24 @@ async fn converge_host(host: Host, res: HostResources, ssh: &crate::inventory::S
         let mut results: Vec<Option<ChangeResult>> = vec![None; plan.changes.len()];
         let mut locked = None;
         let mut canary_armed = false;
+        let mut canary_result = None;
+        let canary_why = Arc::new(std::sync::Mutex::new(None));
+        let answer: Option<std::pin::Pin<Box<dyn std::future::Future<Output = String> + Send + '_>>> =
+            if plan.changes.iter().any(|c| c.login_file.is_some()) {
+                let why = canary_why.clone();
+                let host = &host;
+                Some(Box::pin(async move {
+                    let (line, failure) = lockout_canary(host, ssh, control_dir).await;
+                    if let Ok(mut w) = why.lock() {
+                        *w = failure;
+                    }
+                    line
+                }))
+            } else {
+                None
+            };
         let outcome = conn
-            .run_script_streaming(&script, DEFAULT_COMMAND_TIMEOUT, |line| match parser.line(line) {
+            .run_script_conversation(&script, DEFAULT_COMMAND_TIMEOUT, |line| match parser.line(line) {
                 Some(Event::Finished { index, outcome }) if index < results.len() => {
                     let c = &plan.changes[index];
                     let (status, error) = match outcome {
@@ -319,10 +322,24 @@ async fn converge_host(host: Host, res: HostResources, ssh: &crate::inventory::S
                 }
                 Some(Event::Locked { holder }) => locked = Some(holder),
                 Some(Event::CanaryArmed) => canary_armed = true,
+                Some(e @ (Event::CanaryConfirmed | Event::CanaryReverted)) => canary_result = Some(e),
                 _ => {}
-            })
+            }, answer, "@@PV canary wait")
             .await;
-        let canary_error = if canary_armed { lockout_canary(&host, ssh, control_dir, &conn).await } else { None };
+        let why = canary_why.lock().ok().and_then(|w| w.clone());
+        let canary_error = match (canary_armed, canary_result, why) {
+            (false, _, _) | (true, Some(Event::CanaryConfirmed), None) => None,
+            (true, Some(Event::CanaryReverted), why) => Some(format!(
+                "lockout canary: after the change a fresh login as {} with `sudo -n true` failed ({}); the changed login files (sudoers, authorized_keys) were put back as they were",
+                host.user,
+                why.unwrap_or_else(|| "no answer".into())
+            )),
+            (true, _, _) => Some(format!(
+                "lockout canary: the host did not confirm the login check; its {} timer puts the previous login files back within {} s",
+                apply::CANARY_UNIT,
+                apply::CANARY_SECONDS
+            )),
+        };
         timings.apply = t.elapsed().as_millis();
         let any_failed = results.iter().flatten().any(|r| r.status == "failed");
         report.changes = plan

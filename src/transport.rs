@@ -76,7 +76,21 @@ impl Connection {
     }
 
     /// Runs `script`, handing each line of its stdout to `on_line` as it arrives.
-    pub async fn run_script_streaming(&self, script: &str, timeout: Duration, mut on_line: impl FnMut(&str)) -> Result<(Option<i32>, String)> {
+    pub async fn run_script_streaming(&self, script: &str, timeout: Duration, on_line: impl FnMut(&str)) -> Result<(Option<i32>, String)> {
+        self.run_script_conversation(script, timeout, on_line, None, "").await
+    }
+
+    /// Like [`Connection::run_script_streaming`], but when the script prints `ask` (a whole
+    /// line), the `answer` future runs and its result is written to the script's stdin.
+    /// The script keeps its privileges while it waits.
+    pub async fn run_script_conversation(
+        &self,
+        script: &str,
+        timeout: Duration,
+        mut on_line: impl FnMut(&str),
+        answer: Option<std::pin::Pin<Box<dyn std::future::Future<Output = String> + Send + '_>>>,
+        ask: &str,
+    ) -> Result<(Option<i32>, String)> {
         self.round_trips.fetch_add(1, Ordering::Relaxed);
         let work = async {
             let mut child = self
@@ -92,9 +106,18 @@ impl Connection {
             let stdout = child.stdout().take().ok_or_else(|| anyhow!("no stdout from the remote shell"))?;
             let mut stderr = child.stderr().take().ok_or_else(|| anyhow!("no stderr from the remote shell"))?;
             let script = script.to_string();
+            let (asked_tx, asked_rx) = tokio::sync::oneshot::channel::<()>();
+            let mut asked_tx = Some(asked_tx);
             // Write and read concurrently: a large script must not deadlock on a full pipe.
             let writer = async move {
                 stdin.write_all(script.as_bytes()).await?;
+                if let Some(answer) = answer {
+                    // Dropped without a question (the script ended early): just close.
+                    if asked_rx.await.is_ok() {
+                        let line = answer.await;
+                        stdin.write_all(line.as_bytes()).await?;
+                    }
+                }
                 stdin.shutdown().await?;
                 drop(stdin);
                 Ok::<_, std::io::Error>(())
@@ -106,8 +129,14 @@ impl Connection {
             let out_reader = async {
                 let mut reader = BufReader::new(stdout).lines();
                 while let Some(line) = reader.next_line().await? {
+                    if !ask.is_empty() && line == ask {
+                        if let Some(tx) = asked_tx.take() {
+                            let _ = tx.send(());
+                        }
+                    }
                     on_line(&line);
                 }
+                drop(asked_tx);
                 Ok::<_, std::io::Error>(())
             };
             let (w, e, o) = tokio::join!(writer, err_reader, out_reader);
