@@ -296,10 +296,12 @@ fn lower_task(role: &Role, doc: &Doc, path: &[Seg], task: &Value, vars: &Mapping
         }
     };
     let Some(module) = modules::find(module_name) else {
-        return Err(doc
-            .error(&key(path, module_name), format!("unknown module `{module_name}`"))
-            .did_you_mean(module_name, modules::MODULES.iter().map(|m| m.name()).chain(TASK_KEYS))
-            .help(format!("the modules are: {}", modules::MODULES.iter().map(|m| m.name()).collect::<Vec<_>>().join(", "))));
+        let names: Vec<&str> = modules::MODULES.iter().map(|m| m.name()).collect();
+        let d = doc.error(&key(path, module_name), format!("unknown module `{module_name}`"));
+        return Err(match crate::error::closest(module_name, names.iter().copied().chain(TASK_KEYS)) {
+            Some(c) => d.help(format!("did you mean `{c}`?")),
+            None => d.help(format!("the modules are: {}", names.join(", "))),
+        });
     };
     let raw_args = map.get(module_name).cloned().unwrap_or(Value::Null);
     let args_path = key(path, module_name);
