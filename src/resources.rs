@@ -138,7 +138,17 @@ fn render_value(
 ) -> Result<Value, Diagnostic> {
     fn walk(v: &Value, path: &mut Vec<Seg>, t: &crate::template::Templates, ctx: &JValue, locate: &dyn Fn(&[Seg]) -> Location) -> Result<Value, Diagnostic> {
         Ok(match v {
-            Value::String(s) => Value::String(t.render_str(s, ctx, &locate(path))?),
+            Value::String(s) => match single_expression(s) {
+                // `"{{ admin_keys }}"` is the list itself, not its text, as in Ansible.
+                Some(expr) => {
+                    let at = locate(path);
+                    let json = t.render_str(&format!("{{{{ ({expr}) | tojson }}}}"), ctx, &at)?;
+                    let value: serde_json::Value = serde_json::from_str(&json)
+                        .map_err(|e| Diagnostic::new(format!("cannot evaluate `{expr}`: {e}")).at(at.clone()))?;
+                    serde_yaml::to_value(value).map_err(|e| Diagnostic::new(e.to_string()).at(at))?
+                }
+                None => Value::String(t.render_str(s, ctx, &locate(path))?),
+            },
             Value::Sequence(items) => {
                 let mut out = Vec::with_capacity(items.len());
                 for (i, item) in items.iter().enumerate() {
@@ -162,6 +172,12 @@ fn render_value(
     }
     let _ = origin;
     walk(v, &mut Vec::new(), templates, ctx, locate)
+}
+
+/// The expression of a string that is exactly one `{{ expression }}`.
+fn single_expression(s: &str) -> Option<&str> {
+    let inner = s.trim().strip_prefix("{{")?.strip_suffix("}}")?;
+    (!inner.contains("{{") && !inner.contains("}}") && !inner.contains("{%")).then_some(inner.trim())
 }
 
 /// Evaluates a `when`/`loop` expression: `{{ expr }}` or a bare Jinja expression.
