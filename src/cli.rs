@@ -83,6 +83,22 @@ pub enum Command {
         /// The inventory file [default: $PROVISION_INVENTORY, else inventories/staging.yml]
         inventory: Option<PathBuf>,
     },
+    /// Take fresh servers from "root with a key" to ready: admin and deploy users with their
+    /// keys, the admin's sudo, the app tree; then, after a fresh admin login with `sudo -n
+    /// true` worked, no root or password login (checked by `sshd -t` before the reload)
+    #[command(after_help = "Examples:\n  provision bootstrap inventories/production.yml --limit web3\n  provision bootstrap --initial-user debian   # a cloud image's sudo user\n\nNew host keys are recorded in the inventory's known_hosts (trust on first use); a changed\nkey is always refused. A second bootstrap changes nothing. Later runs connect as `user:`.")]
+    Bootstrap {
+        #[command(flatten)]
+        target: Target,
+        /// The user to log in as on a fresh server [default: the inventory's ssh.initial_user, else root]
+        #[arg(long)]
+        initial_user: Option<String>,
+        /// Output format
+        #[arg(long, value_enum, default_value = "human")]
+        format: Format,
+        #[arg(short, long, action = clap::ArgAction::Count)]
+        verbose: u8,
+    },
 }
 
 /// Runs the command line and returns the exit status.
@@ -104,7 +120,45 @@ pub fn main() -> i32 {
                 }
             }
         }
+        Some(Command::Bootstrap { target, initial_user, format, verbose }) => {
+            let reporter = Arc::new(Reporter::new(format, verbose));
+            let opts = ops::BootstrapOptions { selection: target.selection(), initial_user, forks: 20 };
+            finish(ops_runtime().map(|rt| rt.block_on(ops::bootstrap(&opts, reporter.clone()))), &reporter, false)
+        }
         None => run(cli.run),
+    }
+}
+
+fn ops_runtime() -> Result<tokio::runtime::Runtime, String> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the async runtime: {e}"))
+}
+
+/// Prints the report and turns it into the exit status.
+fn finish(result: Result<Result<crate::report::RunReport, crate::error::Diagnostics>, String>, reporter: &Reporter, check: bool) -> i32 {
+    match result {
+        Err(e) => {
+            eprintln!("error: {e}");
+            1
+        }
+        Ok(Ok(report)) => {
+            reporter.finish(&report);
+            if report.summary.failed > 0 {
+                1
+            } else if check && report.summary.changes > 0 {
+                2
+            } else {
+                0
+            }
+        }
+        Ok(Err(errors)) => {
+            eprintln!("{errors}");
+            eprintln!("\nnothing was changed: {} error(s) found before connecting", errors.len());
+            1
+        }
     }
 }
 
@@ -112,30 +166,7 @@ fn run(args: RunArgs) -> i32 {
     let format = args.format.unwrap_or(Format::Human);
     let reporter = Arc::new(Reporter::new(format, args.verbose));
     let opts = RunOptions { selection: args.target.selection(), check: args.check, forks: args.forks };
-    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return 1;
-        }
-    };
-    match runtime.block_on(ops::run(&opts, reporter.clone())) {
-        Ok(report) => {
-            reporter.finish(&report);
-            if report.summary.failed > 0 {
-                1
-            } else if args.check && report.summary.changes > 0 {
-                2
-            } else {
-                0
-            }
-        }
-        Err(errors) => {
-            eprintln!("{errors}");
-            eprintln!("\nnothing was changed: {} error(s) found before connecting", errors.len());
-            1
-        }
-    }
+    finish(ops_runtime().map(|rt| rt.block_on(ops::run(&opts, reporter.clone()))), &reporter, args.check)
 }
 
 #[cfg(test)]

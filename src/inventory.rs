@@ -18,6 +18,8 @@ pub struct SshSettings {
     pub identity_file: Option<PathBuf>,
     pub known_hosts: PathBuf,
     pub connect_timeout_secs: u64,
+    /// Who `provision bootstrap` logs in as on a fresh server (root, or a cloud image's sudo user).
+    pub initial_user: String,
 }
 
 /// One host of the inventory.
@@ -171,7 +173,7 @@ impl Inventory {
 
 fn default_ssh(inventory: &Path) -> SshSettings {
     let dir = inventory.parent().unwrap_or(Path::new("."));
-    SshSettings { identity_file: None, known_hosts: dir.join("known_hosts"), connect_timeout_secs: 10 }
+    SshSettings { identity_file: None, known_hosts: dir.join("known_hosts"), connect_timeout_secs: 10, initial_user: "root".into() }
 }
 
 fn read_ssh(doc: &Doc, value: Option<&Value>) -> Result<SshSettings, Diagnostic> {
@@ -189,6 +191,9 @@ fn read_ssh(doc: &Doc, value: Option<&Value>) -> Result<SshSettings, Diagnostic>
         ssh.connect_timeout_secs = t.parse().map_err(|_| {
             doc.error(&r.path_of("connect_timeout"), format!("`connect_timeout` must be a number of seconds, found `{t}`"))
         })?;
+    }
+    if let Some(u) = r.opt_string("initial_user")? {
+        ssh.initial_user = u;
     }
     r.finish("`ssh`")?;
     Ok(ssh)

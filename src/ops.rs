@@ -157,14 +157,7 @@ pub async fn run(opts: &RunOptions, reporter: Arc<Reporter>) -> Result<RunReport
     }
     reports.sort_by_key(|(i, _)| *i);
     let hosts: Vec<HostReport> = reports.into_iter().map(|(_, r)| r).collect();
-    let summary = Summary {
-        hosts: hosts.len(),
-        ok: hosts.iter().filter(|h| h.status == HostStatus::Ok).count(),
-        changed: hosts.iter().filter(|h| h.status == HostStatus::Changed).count(),
-        failed: hosts.iter().filter(|h| h.status == HostStatus::Failed).count(),
-        changes: hosts.iter().map(|h| h.changes.iter().filter(|c| c.status != "not run").count()).sum(),
-    };
-    Ok(RunReport { mode: if opts.check { "check" } else { "apply" }, hosts, summary })
+    Ok(summarize(if opts.check { "check" } else { "apply" }, hosts))
 }
 
 /// After login files changed: a FRESH connection (not the multiplexed one, which stays
@@ -191,6 +184,153 @@ async fn lockout_canary(host: &Host, ssh: &crate::inventory::SshSettings, contro
     }
 }
 
+/// Options of `provision bootstrap`.
+#[derive(Debug, Clone)]
+pub struct BootstrapOptions {
+    pub selection: Selection,
+    /// Overrides the inventory's `ssh.initial_user`.
+    pub initial_user: Option<String>,
+    pub forks: usize,
+}
+
+/// The roles bootstrap applies: first as the initial user, then, after a fresh admin login
+/// with `sudo -n true` worked, the sshd hardening as the admin.
+const BOOTSTRAP_ROLES: [&str; 2] = ["bootstrap", "bootstrap-ssh"];
+
+/// `provision bootstrap`: from "root with a key" to "ready for provisioning", without
+/// locking anyone out. A host already bootstrapped is reached as the admin and nothing changes.
+pub async fn bootstrap(opts: &BootstrapOptions, reporter: Arc<Reporter>) -> Result<RunReport, Diagnostics> {
+    let inventory = Inventory::load(&opts.selection.inventory)?;
+    let roles_dir = find_roles_dir(&opts.selection.inventory)
+        .ok_or_else(|| Diagnostic::new("no `roles/` directory found beside or above the inventory").at(Location::file(&opts.selection.inventory)))?;
+    let roles = Roles::load(&roles_dir)?;
+    let extra = parse_extra_vars(&opts.selection.extra_vars).map_err(Diagnostic::new)?;
+    let initial_user = opts.initial_user.clone().unwrap_or_else(|| inventory.ssh.initial_user.clone());
+    let mut errors = Diagnostics::default();
+    for r in BOOTSTRAP_ROLES {
+        if roles.get(r).is_none() {
+            errors.push(Diagnostic::new(format!("the project has no `roles/{r}`, which bootstrap applies")).help("copy roles/bootstrap and roles/bootstrap-ssh from provision's repository"));
+        }
+    }
+    let mut plans = Vec::new();
+    for host in &inventory.hosts {
+        if !opts.selection.limits.is_empty() && !opts.selection.limits.iter().any(|l| l == &host.name || inventory.group_members(l).iter().any(|h| h.name == host.name)) {
+            continue;
+        }
+        if host.user == "root" {
+            errors.push(inventory.doc.error(&host.path, format!("host `{}` connects as root; bootstrap creates an admin user and then disables root login", host.name)).help("set `user: admin` (the admin bootstrap creates) on the host"));
+            continue;
+        }
+        let mut phases = Vec::new();
+        for r in BOOTSTRAP_ROLES {
+            let mut h = host.clone();
+            h.roles = vec![r.to_string()];
+            match lower_host(&inventory, &h, &roles, &extra, &[]) {
+                Ok(res) => phases.push(res),
+                Err(e) => errors.0.extend(e.0),
+            }
+        }
+        plans.push((host.clone(), phases));
+    }
+    errors.into_result()?;
+    let loaded_check = Loaded { inventory: inventory.clone(), roles, hosts: Vec::new() };
+    preflight(&Loaded { hosts: inventory.hosts.iter().filter(|h| plans.iter().any(|(p, _)| p.name == h.name)).map(|h| (h.clone(), HostResources::default())).collect(), ..loaded_check })?;
+    let control_dir = tempfile::Builder::new().prefix(".pv-ssh-").tempdir_in("/tmp").map_err(|e| Diagnostic::new(format!("cannot create /tmp/.pv-ssh-*: {e}")))?;
+    let forks = Arc::new(tokio::sync::Semaphore::new(opts.forks.max(1)));
+    let ssh = Arc::new(inventory.ssh.clone());
+    let who = format!("provision bootstrap on {} at {}", hostname(), unix_now());
+    let mut set = tokio::task::JoinSet::new();
+    for (i, (host, phases)) in plans.into_iter().enumerate() {
+        let (forks, ssh, reporter, who, initial_user) = (forks.clone(), ssh.clone(), reporter.clone(), who.clone(), initial_user.clone());
+        let dir = control_dir.path().join(format!("h{i}"));
+        set.spawn(async move {
+            let _permit = forks.acquire_owned().await;
+            let _ = std::fs::create_dir_all(&dir);
+            (i, bootstrap_host(host, phases, &ssh, &dir, &who, &reporter, &initial_user).await)
+        });
+    }
+    let mut reports = Vec::new();
+    while let Some(done) = set.join_next().await {
+        match done {
+            Ok(r) => reports.push(r),
+            Err(e) => return Err(Diagnostic::new(format!("internal error: a host task panicked: {e}")).into()),
+        }
+    }
+    reports.sort_by_key(|(i, _)| *i);
+    Ok(summarize("apply", reports.into_iter().map(|(_, r)| r).collect()))
+}
+
+/// Whether `host` accepts a login as its inventory user with `sudo -n true`.
+async fn admin_login_works(host: &Host, ssh: &crate::inventory::SshSettings, dir: &Path) -> anyhow::Result<()> {
+    let conn = Connection::connect(host, ssh, dir, false).await?;
+    let out = conn.run_script("exit 0\n", Duration::from_secs(30)).await;
+    conn.close().await;
+    match out? {
+        o if o.status == Some(0) => Ok(()),
+        o => Err(anyhow::anyhow!("`sudo -n true` as {} failed: {}", host.user, o.stderr.trim())),
+    }
+}
+
+async fn bootstrap_host(host: Host, mut phases: Vec<HostResources>, ssh: &crate::inventory::SshSettings, dir: &Path, who: &str, reporter: &Reporter, initial_user: &str) -> HostReport {
+    let hardening = phases.pop().unwrap_or_default();
+    let users = phases.pop().unwrap_or_default();
+    let admin_dir = dir.join("admin");
+    let _ = std::fs::create_dir_all(&admin_dir);
+    // Already bootstrapped: the admin gets in, so go on as the admin (root may be refused by now).
+    let already = admin_login_works(&host, ssh, &admin_dir).await.is_ok();
+    let first = if already {
+        reporter.note(&host.name, "already bootstrapped: connecting as the admin");
+        converge_host_with(host.clone(), users, ssh, &dir.join("p1"), false, who, reporter, false).await
+    } else {
+        let mut initial = host.clone();
+        initial.user = initial_user.to_string();
+        reporter.note(&host.name, &format!("connecting as the initial user {initial_user}; a new host key is recorded"));
+        converge_host_with(initial, users, ssh, &dir.join("p1"), false, who, reporter, true).await
+    };
+    if first.status == HostStatus::Failed {
+        return first;
+    }
+    // The canary: a fresh login as the admin, with sudo, before root login is switched off.
+    if let Err(e) = admin_login_works(&host, ssh, &dir.join("canary")).await {
+        let mut r = first;
+        r.status = HostStatus::Failed;
+        r.error = Some(format!("a fresh login as the admin `{}` with `sudo -n true` failed, so root and password login were left as they are: {e:#}", host.user));
+        return r;
+    }
+    let second = converge_host(host.clone(), hardening, ssh, &dir.join("p2"), false, who, reporter).await;
+    merge_reports(first, second)
+}
+
+fn merge_reports(mut a: HostReport, b: HostReport) -> HostReport {
+    a.changes.extend(b.changes);
+    a.unchanged += b.unchanged;
+    a.round_trips += b.round_trips;
+    a.timings_ms.connect += b.timings_ms.connect;
+    a.timings_ms.probe += b.timings_ms.probe;
+    a.timings_ms.apply += b.timings_ms.apply;
+    a.status = if b.status == HostStatus::Failed || a.status == HostStatus::Failed {
+        HostStatus::Failed
+    } else if a.changes.is_empty() {
+        HostStatus::Ok
+    } else {
+        HostStatus::Changed
+    };
+    a.error = a.error.or(b.error);
+    a
+}
+
+/// The run's report from its hosts' reports.
+fn summarize(mode: &'static str, hosts: Vec<HostReport>) -> RunReport {
+    let summary = Summary {
+        hosts: hosts.len(),
+        ok: hosts.iter().filter(|h| h.status == HostStatus::Ok).count(),
+        changed: hosts.iter().filter(|h| h.status == HostStatus::Changed).count(),
+        failed: hosts.iter().filter(|h| h.status == HostStatus::Failed).count(),
+        changes: hosts.iter().map(|h| h.changes.iter().filter(|c| c.status != "not run").count()).sum(),
+    };
+    RunReport { mode, hosts, summary }
+}
+
 fn hostname() -> String {
     std::fs::read_to_string("/etc/hostname").map(|s| s.trim().to_string()).unwrap_or_else(|_| "controller".into())
 }
@@ -215,10 +355,16 @@ fn failed_report(host: &Host, error: String, timings: Timings, round_trips: usiz
 /// One host: connect, probe, plan, and apply unless checking. Never panics; every failure
 /// becomes the host's error and the other hosts carry on.
 async fn converge_host(host: Host, res: HostResources, ssh: &crate::inventory::SshSettings, control_dir: &Path, check: bool, who: &str, reporter: &Reporter) -> HostReport {
+    converge_host_with(host, res, ssh, control_dir, check, who, reporter, false).await
+}
+
+/// [`converge_host`], optionally trusting a host key seen for the first time (bootstrap only).
+#[allow(clippy::too_many_arguments)]
+async fn converge_host_with(host: Host, res: HostResources, ssh: &crate::inventory::SshSettings, control_dir: &Path, check: bool, who: &str, reporter: &Reporter, accept_new_host_key: bool) -> HostReport {
     let mut timings = Timings::default();
     let secrets = res.secrets.clone();
     let t = Instant::now();
-    let conn = match Connection::connect(&host, ssh, control_dir, false).await {
+    let conn = match Connection::connect(&host, ssh, control_dir, accept_new_host_key).await {
         Ok(c) => c,
         Err(e) => return failed_report(&host, secrets.redact(&format!("{e:#}")), timings, 0),
     };

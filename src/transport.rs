@@ -35,6 +35,7 @@ impl Connection {
     /// Connects to `host`. Host keys are checked strictly: an unknown or changed key stops
     /// this host with the reason. `accept_new_host_key` is for bootstrap only.
     pub async fn connect(host: &Host, ssh: &SshSettings, control_dir: &Path, accept_new_host_key: bool) -> Result<Connection> {
+        std::fs::create_dir_all(control_dir).with_context(|| format!("cannot create the SSH control directory {}", control_dir.display()))?;
         let mut b = SessionBuilder::default();
         b.user(host.user.clone())
             .port(host.port)

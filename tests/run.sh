@@ -19,7 +19,7 @@ fi
 echo "== build"
 cargo build --locked --tests --bins
 
-# Core tests use t1..t3; the stack test uses the sandbox topology (fixed addresses, the
+# Core and fault tests use t1..t3, the bootstrap test t4; the stack test uses the sandbox topology (fixed addresses, the
 # same as inventories/sandbox.yml).
 SANDBOX=(web1=10.77.0.21 app1=10.77.0.22 app2=10.77.0.23 worker1=10.77.0.24 db1=10.77.0.25 db2=10.77.0.26 faye1=10.77.0.27)
 teardown() {
@@ -32,8 +32,8 @@ teardown() {
 trap teardown EXIT
 echo "== testbed up"
 start=$(date +%s)
-tests/testbed.sh up t1 t2 t3 "${SANDBOX[@]}"
-echo "testbed: 10 hosts up in $(( $(date +%s) - start )) s"
+tests/testbed.sh up t1 t2 t3 t4 "${SANDBOX[@]}"
+echo "testbed: 11 hosts up in $(( $(date +%s) - start )) s"
 
 echo "== tests"
 cargo test --locked -- --test-threads=4
