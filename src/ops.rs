@@ -41,7 +41,7 @@ pub fn load(sel: &Selection) -> Result<Loaded, Diagnostics> {
             .at(Location::file(&sel.inventory))
     })?;
     let roles = Roles::load(&roles_dir)?;
-    let extra = parse_extra_vars(&sel.extra_vars).map_err(|e| Diagnostic::new(e))?;
+    let extra = parse_extra_vars(&sel.extra_vars).map_err(Diagnostic::new)?;
     let mut errors = Diagnostics::default();
 
     for r in &sel.roles {
@@ -95,28 +95,28 @@ pub struct RunOptions {
     pub forks: usize,
 }
 
-/// Checks that the selected hosts may be connected to: no placeholder addresses, no
-/// missing environment secrets.
-fn preflight(loaded: &Loaded) -> Result<(), Diagnostics> {
+/// Checks that `hosts` may be connected to: no placeholder addresses, no missing
+/// environment secrets.
+fn preflight<'a>(inventory: &Inventory, hosts: impl IntoIterator<Item = (&'a Host, &'a HostResources)>) -> Result<(), Diagnostics> {
     let mut errors = Diagnostics::default();
-    for (host, _) in &loaded.hosts {
+    let mut missing: Vec<&String> = inventory.secrets.missing_env.iter().collect();
+    for (host, res) in hosts {
         if is_documentation_address(&host.address) {
             errors.push(
-                loaded
-                    .inventory
+                inventory
                     .doc
                     .error(&crate::yaml::key(&host.path, "address"), format!("host `{}` has the placeholder address {} (an RFC 5737 documentation range); provision does not connect to it", host.name, host.address))
                     .help("put the server's real address in the inventory; `provision validate` checks placeholder inventories without connecting"),
             );
         }
+        missing.extend(res.secrets.missing_env.iter());
     }
-    let mut missing: Vec<&String> = loaded.hosts.iter().flat_map(|(_, r)| r.secrets.missing_env.iter()).collect();
     missing.sort();
     missing.dedup();
     for m in missing {
         errors.push(
             Diagnostic::new(format!("the inventory reads the secret `!env {m}`, but the environment variable {m} is not set"))
-                .at(loaded.inventory.doc.locate(&[Seg::Key("vars".into())]))
+                .at(inventory.doc.locate(&[Seg::Key("vars".into())]))
                 .help(format!("export {m}=... before running provision")),
         );
     }
@@ -127,7 +127,7 @@ fn preflight(loaded: &Loaded) -> Result<(), Diagnostics> {
 /// selected host in parallel.
 pub async fn run(opts: &RunOptions, reporter: Arc<Reporter>) -> Result<RunReport, Diagnostics> {
     let loaded = load(&opts.selection)?;
-    preflight(&loaded)?;
+    preflight(&loaded.inventory, loaded.hosts.iter().map(|(h, r)| (h, r)))?;
     let control_dir = tempfile::Builder::new()
         .prefix(".pv-ssh-")
         .tempdir_in("/tmp")
@@ -233,8 +233,7 @@ pub async fn bootstrap(opts: &BootstrapOptions, reporter: Arc<Reporter>) -> Resu
         plans.push((host.clone(), phases));
     }
     errors.into_result()?;
-    let loaded_check = Loaded { inventory: inventory.clone(), roles, hosts: Vec::new() };
-    preflight(&Loaded { hosts: inventory.hosts.iter().filter(|h| plans.iter().any(|(p, _)| p.name == h.name)).map(|h| (h.clone(), HostResources::default())).collect(), ..loaded_check })?;
+    preflight(&inventory, plans.iter().flat_map(|(h, phases)| phases.iter().map(move |r| (h, r))))?;
     let control_dir = tempfile::Builder::new().prefix(".pv-ssh-").tempdir_in("/tmp").map_err(|e| Diagnostic::new(format!("cannot create /tmp/.pv-ssh-*: {e}")))?;
     let forks = Arc::new(tokio::sync::Semaphore::new(opts.forks.max(1)));
     let ssh = Arc::new(inventory.ssh.clone());

@@ -252,7 +252,7 @@ pub fn lower_host(inv: &Inventory, host: &Host, roles: &Roles, extra: &Mapping, 
     // Every notify must name a handler of its role.
     for e in &out.entries {
         for n in &e.notify {
-            if !out.handlers.iter().any(|h| &h.role == &e.role && &h.name == n) {
+            if !out.handlers.iter().any(|h| h.role == e.role && &h.name == n) {
                 let names: Vec<&str> = out.handlers.iter().filter(|h| h.role == e.role).map(|h| h.name.as_str()).collect();
                 let d = Diagnostic::new(format!("`notify: {n}` names no handler of role `{}`", e.role))
                     .at(e.location.clone())

@@ -238,7 +238,7 @@ fn every_host_boots_systemd_to_running() {
     // tests that change them on purpose (bootstrap disables root login on t4).
     for name in NAMED_HOSTS {
         let h = host(name);
-        let out = ssh(&h, "timeout 60 systemctl is-system-running --wait");
+        let out = ssh(h, "timeout 60 systemctl is-system-running --wait");
         let state = String::from_utf8_lossy(&out.stdout).trim().to_string();
         match state.as_str() {
             "running" => {}

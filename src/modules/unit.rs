@@ -167,7 +167,7 @@ impl Module for UnitModule {
                 return Err(args
                     .doc
                     .error(&r.path_of("state"), format!("`state: {s}` would act on every run"))
-                    .help(format!("put it in handlers.yml and `notify` it from the task that changes the service's config")))
+                    .help("put it in handlers.yml and `notify` it from the task that changes the service's config".to_string()))
             }
             Some(other) => {
                 return Err(args
