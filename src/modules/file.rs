@@ -277,7 +277,7 @@ impl FileSpec {
                 ));
             }
         }
-        s.push_str(&"sync -- \"$d\" 2>/dev/null || true\n".to_string());
+        s.push_str("sync -- \"$d\" 2>/dev/null || true\n");
         if let Some(a) = &self.after_write {
             s.push_str(a);
             s.push('\n');
