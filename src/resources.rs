@@ -176,7 +176,8 @@ fn render_value(
 
 /// The expression of a string that is exactly one `{{ expression }}`.
 fn single_expression(s: &str) -> Option<&str> {
-    let inner = s.trim().strip_prefix("{{")?.strip_suffix("}}")?;
+    // Only the whole string: "{{ x }}\n" is text (a trailing newline is content).
+    let inner = s.strip_prefix("{{")?.strip_suffix("}}")?;
     (!inner.contains("{{") && !inner.contains("}}") && !inner.contains("{%")).then_some(inner.trim())
 }
 

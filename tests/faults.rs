@@ -291,3 +291,39 @@ fn a_sudoers_change_that_locks_the_admin_out_is_reverted() {
     assert_eq!(r.code, 0, "{}", r.all());
     assert!(ssh(H, "cat /etc/sudoers.d/pv-admin").contains("ALL, /usr/bin/true"));
 }
+
+#[test]
+fn a_unit_that_systemd_analyze_rejects_never_lands() {
+    let _s = serial();
+    let p = Project::new(&[(H, &["bad"])]);
+    ssh(H, "rm -f /etc/systemd/system/pvbad.service");
+    p.write("roles/bad/defaults.yml", "# the service type\nunit_type: simple\n");
+    p.write("roles/bad/templates/pvbad.service.j2", "[Unit]\nDescription=bad unit test\n[Service]\nType={{ unit_type }}\nExecStart=/bin/sleep infinity\n[Install]\nWantedBy=multi-user.target\n");
+    p.write("roles/bad/tasks.yml", "- unit: {name: pvbad, template: pvbad.service.j2}\n");
+    let r = p.run(&[]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    let before = ssh(H, "cat /etc/systemd/system/pvbad.service");
+    p.write("roles/bad/defaults.yml", "unit_type: simpel\n");
+    for args in [&["--check"][..], &[][..]] {
+        let r = p.run(args);
+        assert_eq!(r.code, 1, "{}", r.all());
+        assert!(r.stdout.contains("systemd-analyze verify") && r.stdout.contains("simpel"), "{}", r.all());
+        assert_eq!(ssh(H, "cat /etc/systemd/system/pvbad.service"), before);
+    }
+}
+
+#[test]
+fn a_failed_verify_puts_the_old_file_back() {
+    let _s = serial();
+    let p = Project::new(&[(H, &["v"])]);
+    ssh(H, "rm -rf /srv/pv-verify; mkdir -p /srv/pv-verify");
+    // Like `nginx -t`: the check reads the file in place, so it runs after the rename.
+    p.write("roles/v/defaults.yml", "# the config\nsetting: good\n");
+    p.write("roles/v/tasks.yml", "- file: {path: /srv/pv-verify/app.conf, content: \"{{ setting }}\\n\", verify: \"grep -qx good /srv/pv-verify/app.conf\"}\n");
+    assert_eq!(p.run(&[]).code, 0);
+    p.write("roles/v/defaults.yml", "setting: bad\n");
+    let r = p.run(&[]);
+    assert_eq!(r.code, 1, "{}", r.all());
+    assert!(r.stdout.contains("verification failed") && r.stdout.contains("previous file was restored"), "{}", r.all());
+    assert_eq!(ssh(H, "cat /srv/pv-verify/app.conf; ls -A /srv/pv-verify"), "good\napp.conf\n");
+}
