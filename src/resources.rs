@@ -84,28 +84,80 @@ pub fn host_vars(inv: &Inventory, host: &Host, roles: &Roles, role_names: &[Stri
     Ok(vars)
 }
 
-/// Renders templated variable values against the whole set until nothing changes.
-fn resolve(mut vars: Mapping, inv: &Inventory, host: &Host, roles: &Roles, role_names: &[String]) -> Result<Mapping, Diagnostics> {
-    let templates = crate::template::Templates::new(std::path::Path::new("/nonexistent"));
-    for _round in 0..8 {
-        let ctx = JValue::from(Serde(&vars));
-        let mut changed = false;
-        let mut next = Mapping::new();
-        for (k, v) in &vars {
-            let name = k.as_str().unwrap_or_default();
-            let origin = var_origin(name, inv, host, roles, role_names);
-            let rendered = render_value(v, &templates, &ctx, &origin, &|_| origin.clone())?;
-            changed |= &rendered != v;
-            next.insert(k.clone(), rendered);
-        }
-        vars = next;
-        if !changed {
-            return Ok(vars);
+/// Renders templated variable values. Each variable is rendered after the variables its
+/// templates refer to (depth first), so `pool: "{{ concurrency }}"` sees concurrency's
+/// final value, whatever the order they are defined in. A cycle is an error naming it.
+fn resolve(vars: Mapping, inv: &Inventory, host: &Host, roles: &Roles, role_names: &[String]) -> Result<Mapping, Diagnostics> {
+    struct Resolver<'a> {
+        current: Mapping,
+        done: std::collections::HashSet<String>,
+        stack: Vec<String>,
+        templates: crate::template::Templates,
+        inv: &'a Inventory,
+        host: &'a Host,
+        roles: &'a Roles,
+        role_names: &'a [String],
+    }
+    impl Resolver<'_> {
+        fn resolve(&mut self, name: &str) -> Result<(), Diagnostic> {
+            if self.done.contains(name) {
+                return Ok(());
+            }
+            let origin = var_origin(name, self.inv, self.host, self.roles, self.role_names);
+            if let Some(pos) = self.stack.iter().position(|n| n == name) {
+                let cycle = self.stack[pos..].join(" → ");
+                return Err(Diagnostic::new(format!("variables refer to each other in a cycle: {cycle} → {name}")).at(origin));
+            }
+            let Some(value) = self.current.get(name).cloned() else { return Ok(()) };
+            let mut refs = Vec::new();
+            collect_strings(&value, &mut |s| refs.extend(self.templates.referenced(s)));
+            self.stack.push(name.to_string());
+            for r in refs {
+                if r != name && self.current.contains_key(r.as_str()) {
+                    self.resolve(&r)?;
+                }
+            }
+            self.stack.pop();
+            let ctx = JValue::from(Serde(&self.current));
+            let rendered = render_value(&value, &self.templates, &ctx, &origin, &|_| origin.clone())?;
+            self.current.insert(name.into(), rendered);
+            self.done.insert(name.to_string());
+            Ok(())
         }
     }
-    Err(Diagnostic::new("variables refer to each other in a cycle (still changing after 8 rounds of templating)")
-        .at(Location::file(&inv.doc.path))
-        .into())
+    let names: Vec<String> = vars.keys().filter_map(|k| k.as_str().map(str::to_string)).collect();
+    let mut r = Resolver {
+        current: vars,
+        done: Default::default(),
+        stack: Vec::new(),
+        templates: crate::template::Templates::new(std::path::Path::new("/nonexistent")),
+        inv,
+        host,
+        roles,
+        role_names,
+    };
+    let mut errors = Diagnostics::default();
+    for n in names {
+        if let Err(e) = r.resolve(&n) {
+            if !errors.0.contains(&e) {
+                errors.push(e);
+            }
+            r.done.insert(n);
+            r.stack.clear();
+        }
+    }
+    errors.into_result()?;
+    Ok(r.current)
+}
+
+/// Calls `f` with every string inside `v`.
+fn collect_strings(v: &Value, f: &mut dyn FnMut(&str)) {
+    match v {
+        Value::String(s) => f(s),
+        Value::Sequence(items) => items.iter().for_each(|i| collect_strings(i, f)),
+        Value::Mapping(m) => m.values().for_each(|i| collect_strings(i, f)),
+        _ => {}
+    }
 }
 
 /// Where a variable's winning value is written, for errors in it.
@@ -374,3 +426,35 @@ fn lower_task(role: &Role, doc: &Doc, path: &[Seg], task: &Value, vars: &Mapping
     Ok(out)
 }
 
+
+#[cfg(test)]
+mod tests {
+    use crate::ops::{load, Selection};
+
+    fn project(defaults: &str, inv_vars: &str) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let role = dir.path().join("roles/r");
+        std::fs::create_dir_all(role.join("templates")).expect("mkdir");
+        std::fs::write(role.join("defaults.yml"), defaults).expect("write");
+        std::fs::write(role.join("templates/t.j2"), "pool={{ pool }} dir={{ dir }}\n").expect("write");
+        std::fs::write(role.join("tasks.yml"), "- template: {src: t.j2, dest: /x}\n").expect("write");
+        std::fs::write(dir.path().join("inv.yml"), format!("stage: s\nvars:\n{inv_vars}hosts:\n  h: {{address: 10.0.0.1, roles: [r]}}\n")).expect("write");
+        dir
+    }
+
+    #[test]
+    fn variables_resolve_in_dependency_order_not_file_order() {
+        let dir = project("pool: \"{{ concurrency | int + 2 }}\"\ndir: \"/var/www/{{ app }}\"\nconcurrency: \"{{ base }}\"\nbase: 3\n", "  app: shop\n");
+        let loaded = load(&Selection { inventory: dir.path().join("inv.yml"), ..Default::default() }).expect("loads");
+        let text = format!("{:?}", loaded.hosts[0].1.entries[0].resource);
+        let rendered: Vec<u8> = b"pool=5 dir=/var/www/shop\n".to_vec();
+        assert!(text.contains(&format!("{rendered:?}")), "{text}");
+    }
+
+    #[test]
+    fn a_cycle_is_an_error_that_names_it() {
+        let dir = project("pool: \"{{ dir }}\"\ndir: \"{{ pool }}\"\n", "");
+        let err = load(&Selection { inventory: dir.path().join("inv.yml"), ..Default::default() }).err().expect("a cycle");
+        assert!(err.to_string().contains("cycle: pool → dir → pool"), "{err}");
+    }
+}

@@ -58,6 +58,20 @@ impl Templates {
     }
 }
 
+impl Templates {
+    /// The top-level variable names an inline template refers to (none when it is not a
+    /// template or does not parse; rendering reports the parse error).
+    pub fn referenced(&self, source: &str) -> Vec<String> {
+        if !source.contains("{{") && !source.contains("{%") {
+            return Vec::new();
+        }
+        match self.env.template_from_str(source) {
+            Ok(t) => t.undeclared_variables(false).into_iter().collect(),
+            Err(_) => Vec::new(),
+        }
+    }
+}
+
 /// Converts a minijinja error into a diagnostic at `file`, shifting lines by `line_offset`
 /// (for inline templates inside a YAML file).
 fn to_diagnostic(e: &Error, file: &Path, line_offset: usize) -> Diagnostic {
