@@ -99,6 +99,17 @@ pub enum Command {
         #[arg(short, long, action = clap::ArgAction::Count)]
         verbose: u8,
     },
+    /// Copy the app's database from one inventory's replica (or primary) into another's
+    /// primary, streamed through memory; never into a production stage
+    #[command(name = "db-copy", after_help = "Example:\n  provision db-copy --from inventories/production.yml --to inventories/staging.yml\n\nThe database is the `app_db_name` variable of each side's mysql host. The target's\ntables are replaced. The dump is never written to this machine's disk.")]
+    DbCopy {
+        /// The inventory to copy from
+        #[arg(long)]
+        from: PathBuf,
+        /// The inventory to copy into (refused when its stage is production)
+        #[arg(long)]
+        to: PathBuf,
+    },
 }
 
 /// Runs the command line and returns the exit status.
@@ -124,6 +135,27 @@ pub fn main() -> i32 {
             let reporter = Arc::new(Reporter::new(format, verbose));
             let opts = ops::BootstrapOptions { selection: target.selection(), initial_user, forks: 20 };
             finish(ops_runtime().map(|rt| rt.block_on(ops::bootstrap(&opts, reporter.clone()))), &reporter, false)
+        }
+        Some(Command::DbCopy { from, to }) => {
+            let opts = crate::dbcopy::DbCopyOptions { from, to };
+            match ops_runtime().map(|rt| rt.block_on(crate::dbcopy::db_copy(&opts))) {
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    1
+                }
+                Ok(Err(errors)) => {
+                    eprintln!("{errors}\n\nnothing was copied");
+                    1
+                }
+                Ok(Ok(Err(e))) => {
+                    eprintln!("error: {e:#}");
+                    1
+                }
+                Ok(Ok(Ok(r))) => {
+                    println!("copied {} ({}) into {} ({}): {} bytes streamed", r.source_db, r.source, r.target_db, r.target, r.bytes);
+                    0
+                }
+            }
         }
         None => run(cli.run),
     }

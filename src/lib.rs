@@ -8,6 +8,7 @@
 
 pub mod apply;
 pub mod cli;
+pub mod dbcopy;
 pub mod error;
 pub mod facts;
 pub mod inventory;

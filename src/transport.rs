@@ -153,6 +153,66 @@ impl Connection {
             .map_err(|_| anyhow!("the remote script did not finish within {} s", timeout.as_secs()))?
     }
 
+    /// Wraps a shell command so it runs as root (through `sudo -n` for a non-root login).
+    fn privileged(&self, command: &str) -> String {
+        if self.become_root {
+            format!("sudo -n sh -c {}", crate::shell::quote(command))
+        } else {
+            format!("sh -c {}", crate::shell::quote(command))
+        }
+    }
+
+    /// Streams the stdout of `command` on `self` into the stdin of `sink` on `to`, through
+    /// this process's memory only (nothing is written to the controller's disk). Both run
+    /// as root. Returns the bytes copied.
+    pub async fn stream_to(&self, command: &str, to: &Connection, sink: &str) -> Result<u64> {
+        self.round_trips.fetch_add(1, Ordering::Relaxed);
+        to.round_trips.fetch_add(1, Ordering::Relaxed);
+        let mut source = self
+            .session
+            .raw_command(self.privileged(command))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .await
+            .context("cannot start the source command")?;
+        let mut target = to
+            .session
+            .raw_command(to.privileged(sink))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .await
+            .context("cannot start the target command")?;
+        let mut out = source.stdout().take().ok_or_else(|| anyhow!("no stdout from the source"))?;
+        let mut input = target.stdin().take().ok_or_else(|| anyhow!("no stdin for the target"))?;
+        let source_err = source.stderr().take().ok_or_else(|| anyhow!("no stderr from the source"))?;
+        let target_err = target.stderr().take().ok_or_else(|| anyhow!("no stderr from the target"))?;
+        let copy = async {
+            let n = tokio::io::copy(&mut out, &mut input).await?;
+            input.shutdown().await?;
+            drop(input);
+            Ok::<_, std::io::Error>(n)
+        };
+        let read_err = |mut e: openssh::ChildStderr| async move {
+            let mut buf = Vec::new();
+            let _ = e.read_to_end(&mut buf).await;
+            String::from_utf8_lossy(&buf).into_owned()
+        };
+        let (copied, serr, terr) = tokio::join!(copy, read_err(source_err), read_err(target_err));
+        let s_status = source.wait().await.context("waiting for the source command")?;
+        let t_status = target.wait().await.context("waiting for the target command")?;
+        if !s_status.success() {
+            return Err(anyhow!("on {}: `{command}` failed: {}", self.host, serr.trim()));
+        }
+        if !t_status.success() {
+            return Err(anyhow!("on {}: `{sink}` failed: {}", to.host, terr.trim()));
+        }
+        Ok(copied.context("copying between the hosts")?)
+    }
+
     /// Closes the connection and its master process.
     pub async fn close(self) {
         let _ = self.session.close().await;
