@@ -10,7 +10,8 @@
 #
 # Usage:
 #   tests/testbed.sh up [--rebuild-base] NAME[=ADDRESS]... | N
-#   tests/testbed.sh down | status | inventory | ssh NAME [CMD...]
+#   tests/testbed.sh down [NAME...]     (no names: everything the testbed made)
+#   tests/testbed.sh status | inventory | ssh NAME [CMD...]
 set -euo pipefail
 
 STATE=${PROVISION_TESTBED:-/var/lib/provision-testbed}
@@ -48,7 +49,7 @@ require_root() {
 # Install what we need on the machine with apt itself, only when missing.
 ensure_packages() {
   local -A need=([debootstrap]=debootstrap [systemd-nspawn]=systemd-container
-    [iptables]=iptables [ssh]=openssh-client [ssh-keygen]=openssh-client
+    [iptables]=iptables [iptables-restore]=iptables [ssh]=openssh-client [ssh-keygen]=openssh-client
     [ssh-keyscan]=openssh-client [ip]=iproute2 [setsid]=util-linux
     [findmnt]=util-linux [mountpoint]=util-linux [flock]=util-linux [sysctl]=procps [getent]=libc-bin)
   local missing=() cmd
@@ -111,7 +112,6 @@ build_base() {
   echo 'Acquire::Languages "none";' >"$tmp/etc/apt/apt.conf.d/99testbed"
   install -d -m 700 "$tmp/root/.ssh"
   install -m 600 "$KEY.pub" "$tmp/root/.ssh/authorized_keys"
-  base_fixups "$tmp"
   rm -rf "$tmp"/var/cache/apt/archives/*.deb "$tmp"/var/lib/apt/lists/*
 
   [[ -d $BASE ]] && { rm -rf --one-file-system "$BASE.old"; mv "$BASE" "$BASE.old"; }
@@ -120,12 +120,15 @@ build_base() {
   log "base built in $((SECONDS - start))s"
 }
 
-base_fixups() {
+# Applied to each host's own layer at create time (so a base cached by an
+# older version of this script gets them too).
+mask_units() {
   local root=$1 unit
   # A minbase host boots to `running` in nspawn with nothing masked. But the apt
   # timers would run apt in the background and hold the dpkg lock while a test
-  # or provision installs packages, so they are masked.
-  for unit in apt-daily.timer apt-daily-upgrade.timer; do
+  # or provision installs packages; and the console is read-only (its output
+  # goes to the host's log), so a login prompt there serves no one.
+  for unit in apt-daily.timer apt-daily-upgrade.timer console-getty.service; do
     ln -sf /dev/null "$root/etc/systemd/system/$unit"
   done
 }
@@ -185,6 +188,7 @@ remove_host() {
     rm -f "/run/systemd/nspawn/locks/inode-$(stat -c %d:%i "$dir/root")"
   fi
   rmdir "/run/systemd/nspawn/propagate/$name" 2>/dev/null || true
+  remove_cgroups "$name"
   umount_below "$dir"
   ip netns delete "pvtb-$name" 2>/dev/null || true
   [[ -n $addr ]] && ip link delete "$(veth_name "$addr")" 2>/dev/null || true
@@ -221,24 +225,34 @@ setup_network() {
     ip addr add "$GATEWAY/24" dev "$BRIDGE"
   fi
   ip link set "$BRIDGE" up
-  # Remember the machine's setting so `down` can restore it.
-  [[ -f $STATE/ip_forward.orig ]] || sysctl -n net.ipv4.ip_forward >"$STATE/ip_forward.orig"
-  sysctl -qw net.ipv4.ip_forward=1
+  set_sysctl net.ipv4.ip_forward 1
+  # All hosts run as the machine's root (no user namespaces), so their systemd,
+  # journald, logind... share root's inotify limit (128 by default): with a few
+  # dozen hosts inotify_init fails (EMFILE) and .path units fail ("resources").
+  (($(sysctl -n fs.inotify.max_user_instances) >= 4096)) || set_sysctl fs.inotify.max_user_instances 4096
 
-  # Rebuild our chains from scratch each time (the registry address may change).
-  # Order matters: hosts<->hosts, hosts->registry, replies, then drop the rest.
-  iptables -N "$FWD_CHAIN" 2>/dev/null || iptables -F "$FWD_CHAIN"
-  iptables -A "$FWD_CHAIN" -s "$SUBNET" -d "$SUBNET" -j ACCEPT
-  for ip in "${ips[@]}"; do iptables -A "$FWD_CHAIN" -s "$SUBNET" -d "$ip/32" -j ACCEPT; done
-  iptables -A "$FWD_CHAIN" -d "$SUBNET" -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT
-  iptables -A "$FWD_CHAIN" -s "$SUBNET" -j DROP
-  iptables -A "$FWD_CHAIN" -d "$SUBNET" -j DROP
-  # Hosts may answer the machine (ssh) but not open connections to it.
-  iptables -N "$IN_CHAIN" 2>/dev/null || iptables -F "$IN_CHAIN"
-  iptables -A "$IN_CHAIN" -s "$SUBNET" -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT
-  iptables -A "$IN_CHAIN" -s "$SUBNET" -j DROP
-  iptables -t nat -N "$NAT_CHAIN" 2>/dev/null || iptables -t nat -F "$NAT_CHAIN"
-  for ip in "${ips[@]}"; do iptables -t nat -A "$NAT_CHAIN" -s "$SUBNET" -d "$ip/32" -j MASQUERADE; done
+  # Rebuild our chains each time (the registry address may change), in one
+  # transaction: a chain line flushes that chain, so there is no moment with
+  # the chains half filled. Order matters: hosts<->hosts, hosts->registry,
+  # replies, then drop everything else.
+  {
+    echo '*filter'
+    echo ":$FWD_CHAIN - [0:0]"
+    echo "-A $FWD_CHAIN -s $SUBNET -d $SUBNET -j ACCEPT"
+    for ip in "${ips[@]}"; do echo "-A $FWD_CHAIN -s $SUBNET -d $ip/32 -j ACCEPT"; done
+    echo "-A $FWD_CHAIN -d $SUBNET -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT"
+    echo "-A $FWD_CHAIN -s $SUBNET -j DROP"
+    echo "-A $FWD_CHAIN -d $SUBNET -j DROP"
+    # Hosts may answer the machine (ssh) but not open connections to it.
+    echo ":$IN_CHAIN - [0:0]"
+    echo "-A $IN_CHAIN -s $SUBNET -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT"
+    echo "-A $IN_CHAIN -s $SUBNET -j DROP"
+    echo COMMIT
+    echo '*nat'
+    echo ":$NAT_CHAIN - [0:0]"
+    for ip in "${ips[@]}"; do echo "-A $NAT_CHAIN -s $SUBNET -d $ip/32 -j MASQUERADE"; done
+    echo COMMIT
+  } | iptables-restore --noflush
 
   # Jumps go first in the built-in chains so no earlier ACCEPT can bypass them.
   ensure_jump filter FORWARD -s "$SUBNET" -j "$FWD_CHAIN"
@@ -263,10 +277,17 @@ teardown_network() {
     iptables -t "$1" -X "$3" 2>/dev/null || true
   done
   ip link delete "$BRIDGE" 2>/dev/null || true
-  if [[ -f $STATE/ip_forward.orig ]]; then
-    sysctl -qw net.ipv4.ip_forward="$(cat "$STATE/ip_forward.orig")"
-    rm -f "$STATE/ip_forward.orig"
+  if [[ -f $STATE/sysctl.orig ]]; then
+    sysctl -qp "$STATE/sysctl.orig" >/dev/null
+    rm -f "$STATE/sysctl.orig"
   fi
+}
+
+# Machine settings we change: the first value seen is kept for `down`.
+set_sysctl() {
+  local key=$1 value=$2
+  grep -qs "^$key=" "$STATE/sysctl.orig" || echo "$key=$(sysctl -n "$key")" >>"$STATE/sysctl.orig"
+  sysctl -qw "$key=$value"
 }
 
 # Veth pair: eth0 inside the host's netns, the other end on the bridge.
@@ -301,6 +322,17 @@ create_host_fs() {
     for ip in "$@"; do printf '%s\t%s\n' "$ip" "$REGISTRY"; done
   } >"$root/etc/hosts"
   ssh-keygen -q -t ed25519 -N '' -C "root@$name" -f "$root/etc/ssh/ssh_host_ed25519_key"
+  mask_units "$root"
+}
+
+# The cgroup hierarchies systemd uses: the named v1 one and the unified one
+# (both here, as cgroup v1 is mounted), or /sys/fs/cgroup on a cgroup2 machine.
+cgroup_roots() {
+  local d
+  for d in /sys/fs/cgroup/systemd /sys/fs/cgroup/unified /sys/fs/cgroup; do
+    [[ $(stat -fc %T "$d" 2>/dev/null) == cgroup2fs || $d == */systemd && -d $d ]] && echo "$d"
+  done
+  return 0
 }
 
 start_host() {
@@ -308,7 +340,16 @@ start_host() {
   # setsid+nohup: the container outlives this script and its terminal. It gets
   # no fd of ours but 0-2: an inherited pipe would keep a caller's $(...) or
   # our lock (fd 9) open for as long as the host runs.
+  # Its own cgroup: with --keep-unit and no systemd on the machine, nspawn
+  # puts the container in its own cgroup's "payload" child. Left in the root
+  # cgroup, every container shares /payload: each one's systemd then manages
+  # the same system.slice/*.service cgroups as all the others (units fail at
+  # random with "Failed to attach to cgroup", stops wait on foreign processes).
   (
+    for cg in $(cgroup_roots); do
+      mkdir -p "$cg/pvtb/$name"
+      echo "$BASHPID" >"$cg/pvtb/$name/cgroup.procs"
+    done
     for fd in /proc/$BASHPID/fd/*; do
       fd=${fd##*/}
       ((fd > 2)) && eval "exec $fd>&-"
@@ -321,6 +362,15 @@ start_host() {
   echo $! >"$dir/pid"
 }
 
+# Remove a stopped host's cgroups (empty dirs, deepest first).
+remove_cgroups() {
+  local cg
+  for cg in $(cgroup_roots); do
+    [[ ! -d $cg/pvtb/$1 ]] || find "$cg/pvtb/$1" -depth -type d -exec rmdir {} + 2>/dev/null || true
+    rmdir "$cg/pvtb" 2>/dev/null || true
+  done
+}
+
 # Wait for sshd, record its host key (checked against the one we generated),
 # then wait for systemd to finish booting.
 wait_host() {
@@ -328,7 +378,8 @@ wait_host() {
   addr=$(host_addr "$name")
   deadline=$((SECONDS + BOOT_TIMEOUT))
   until ssh-keyscan -T 2 -t ed25519 "$addr" 2>/dev/null >"$dir/keyscan" && [[ -s $dir/keyscan ]]; do
-    host_alive "$name" || { log "$name: container exited, see $dir/log"; return 1; }
+    # kill -0, not host_alive: the pid is still our subshell until it execs nspawn.
+    kill -0 "$(cat "$dir/pid")" 2>/dev/null || { log "$name: container exited, see $dir/log"; return 1; }
     ((SECONDS < deadline)) || { log "$name: sshd did not answer in ${BOOT_TIMEOUT}s"; return 1; }
     sleep 0.3
   done
@@ -460,18 +511,27 @@ cmd_up() {
 
 cmd_down() {
   require_root
-  local name pids=()
   [[ -d $STATE ]] && lock_state
+  (($#)) && { remove_hosts "$@"; write_inventory; return; }
   # Stop all containers in parallel, then remove their files and links.
-  for name in $(host_names); do stop_host "$name" & pids+=($!); done
-  for pid in "${pids[@]}"; do wait "$pid" || true; done
-  for name in $(host_names); do remove_host "$name"; done
+  remove_hosts $(host_names)
   clean_stale
   teardown_network
   umount_below "$STATE/base.tmp"   # a base build that crashed
   rm -rf --one-file-system "$HOSTS" "$STATE/base.tmp"
   rm -f "$INVENTORY" "$INVENTORY.tmp" "$KNOWN"
   log "down (the cached base and the key are kept in $STATE)"
+}
+
+# Stop the named hosts in parallel, then remove their files and links.
+remove_hosts() {
+  local name pid pids=()
+  for name in "$@"; do
+    [[ -d $HOSTS/$name ]] || die "no host named $name"
+  done
+  for name in "$@"; do stop_host "$name" & pids+=($!); done
+  for pid in "${pids[@]}"; do wait "$pid" || true; done
+  for name in "$@"; do remove_host "$name"; done
 }
 
 cmd_status() {
@@ -501,7 +561,7 @@ main() {
   shift || true
   case $cmd in
     up) cmd_up "$@" ;;
-    down) cmd_down ;;
+    down) cmd_down "$@" ;;
     status) cmd_status ;;
     ssh) cmd_ssh "$@" ;;
     inventory) echo "$INVENTORY" ;;

@@ -48,6 +48,11 @@ for status in /proc/[0-9]*/status; do
   leftover "container init $pid ($(tr '\0' ' ' <"/proc/$pid/cmdline"))"
 done
 
+# The hosts' cgroups.
+for dir in /sys/fs/cgroup/*/pvtb /sys/fs/cgroup/pvtb; do
+  [[ ! -e $dir ]] || leftover "cgroup $dir"
+done
+
 # nspawn's per-machine dirs, left when a container is killed rather than stopped.
 for dir in /run/systemd/nspawn/propagate/*; do
   [[ ! -e $dir ]] || leftover "nspawn propagation dir $dir"
@@ -57,7 +62,7 @@ done
 if [[ -d $STATE/hosts ]]; then
   leftover "per-host dir $STATE/hosts: $(ls -A "$STATE/hosts" | tr '\n' ' ')"
 fi
-for f in inventory.yml known_hosts base.tmp ip_forward.orig; do
+for f in inventory.yml known_hosts base.tmp sysctl.orig; do
   [[ ! -e $STATE/$f ]] || leftover "$STATE/$f"
 done
 
