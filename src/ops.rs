@@ -132,32 +132,46 @@ pub async fn run(opts: &RunOptions, reporter: Arc<Reporter>) -> Result<RunReport
         .prefix(".pv-ssh-")
         .tempdir_in("/tmp")
         .map_err(|e| Diagnostic::new(format!("cannot create a directory for SSH control sockets in /tmp: {e}")))?;
-    let forks = Arc::new(tokio::sync::Semaphore::new(opts.forks.max(1)));
     let ssh = Arc::new(loaded.inventory.ssh.clone());
     let who = format!("provision on {} at {}", hostname(), unix_now());
+    let check = opts.check;
+    let dir = control_dir.path().to_path_buf();
+    let hosts = in_parallel(loaded.hosts, opts.forks, move |(host, res)| {
+        let (ssh, reporter, dir, who) = (ssh.clone(), reporter.clone(), dir.clone(), who.clone());
+        async move { converge_host(host, res, &ssh, &dir, check, &who, &reporter).await }
+    })
+    .await?;
+    Ok(summarize(if check { "check" } else { "apply" }, hosts))
+}
+
+/// Runs `work` for every item, at most `forks` at a time, and returns the results in the
+/// items' order. A failing host is a result like any other; only a panic is an error.
+pub async fn in_parallel<T, F, Fut, R>(items: Vec<T>, forks: usize, work: F) -> Result<Vec<R>, Diagnostics>
+where
+    T: Send + 'static,
+    R: Send + 'static,
+    F: Fn(T) -> Fut,
+    Fut: std::future::Future<Output = R> + Send + 'static,
+{
+    let forks = Arc::new(tokio::sync::Semaphore::new(forks.max(1)));
     let mut set = tokio::task::JoinSet::new();
-    for (i, (host, res)) in loaded.hosts.into_iter().enumerate() {
+    for (i, item) in items.into_iter().enumerate() {
         let forks = forks.clone();
-        let ssh = ssh.clone();
-        let reporter = reporter.clone();
-        let dir = control_dir.path().to_path_buf();
-        let check = opts.check;
-        let who = who.clone();
+        let job = work(item);
         set.spawn(async move {
             let _permit = forks.acquire_owned().await;
-            (i, converge_host(host, res, &ssh, &dir, check, &who, &reporter).await)
+            (i, job.await)
         });
     }
-    let mut reports = Vec::new();
+    let mut results = Vec::new();
     while let Some(done) = set.join_next().await {
         match done {
-            Ok(r) => reports.push(r),
+            Ok(r) => results.push(r),
             Err(e) => return Err(Diagnostic::new(format!("internal error: a host task panicked: {e}")).into()),
         }
     }
-    reports.sort_by_key(|(i, _)| *i);
-    let hosts: Vec<HostReport> = reports.into_iter().map(|(_, r)| r).collect();
-    Ok(summarize(if opts.check { "check" } else { "apply" }, hosts))
+    results.sort_by_key(|(i, _)| *i);
+    Ok(results.into_iter().map(|(_, r)| r).collect())
 }
 
 /// After login files changed: a FRESH connection (not the multiplexed one, which stays
@@ -235,28 +249,16 @@ pub async fn bootstrap(opts: &BootstrapOptions, reporter: Arc<Reporter>) -> Resu
     errors.into_result()?;
     preflight(&inventory, plans.iter().flat_map(|(h, phases)| phases.iter().map(move |r| (h, r))))?;
     let control_dir = tempfile::Builder::new().prefix(".pv-ssh-").tempdir_in("/tmp").map_err(|e| Diagnostic::new(format!("cannot create /tmp/.pv-ssh-*: {e}")))?;
-    let forks = Arc::new(tokio::sync::Semaphore::new(opts.forks.max(1)));
     let ssh = Arc::new(inventory.ssh.clone());
     let who = format!("provision bootstrap on {} at {}", hostname(), unix_now());
-    let mut set = tokio::task::JoinSet::new();
-    for (i, (host, phases)) in plans.into_iter().enumerate() {
-        let (forks, ssh, reporter, who, initial_user) = (forks.clone(), ssh.clone(), reporter.clone(), who.clone(), initial_user.clone());
-        let dir = control_dir.path().join(format!("h{i}"));
-        set.spawn(async move {
-            let _permit = forks.acquire_owned().await;
-            let _ = std::fs::create_dir_all(&dir);
-            (i, bootstrap_host(host, phases, &ssh, &dir, &who, &reporter, &initial_user).await)
-        });
-    }
-    let mut reports = Vec::new();
-    while let Some(done) = set.join_next().await {
-        match done {
-            Ok(r) => reports.push(r),
-            Err(e) => return Err(Diagnostic::new(format!("internal error: a host task panicked: {e}")).into()),
-        }
-    }
-    reports.sort_by_key(|(i, _)| *i);
-    Ok(summarize("apply", reports.into_iter().map(|(_, r)| r).collect()))
+    let base = control_dir.path().to_path_buf();
+    let hosts = in_parallel(plans.into_iter().enumerate().collect(), opts.forks, move |(i, (host, phases))| {
+        let (ssh, reporter, who, initial_user) = (ssh.clone(), reporter.clone(), who.clone(), initial_user.clone());
+        let dir = base.join(format!("h{i}"));
+        async move { bootstrap_host(host, phases, &ssh, &dir, &who, &reporter, &initial_user).await }
+    })
+    .await?;
+    Ok(summarize("apply", hosts))
 }
 
 /// Whether `host` accepts a login as its inventory user with `sudo -n true`.
