@@ -42,7 +42,7 @@ struct Side {
     database: String,
 }
 
-fn side(path: &PathBuf, prefer_replica: bool) -> Result<Side, Diagnostics> {
+fn side(path: &std::path::Path, prefer_replica: bool) -> Result<Side, Diagnostics> {
     let inventory = Inventory::load(path)?;
     let roles_dir = find_roles_dir(path).ok_or_else(|| Diagnostic::new(format!("no `roles/` directory found for {}", path.display())))?;
     let roles = Roles::load(&roles_dir)?;

@@ -210,7 +210,7 @@ impl Connection {
         if !t_status.success() {
             return Err(anyhow!("on {}: `{sink}` failed: {}", to.host, terr.trim()));
         }
-        Ok(copied.context("copying between the hosts")?)
+        copied.context("copying between the hosts")
     }
 
     /// Closes the connection and its master process.
