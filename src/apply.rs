@@ -166,7 +166,7 @@ pv_canary_save() {
 ' "$1" >> DIR/restore.sh
   fi
 }
-systemd-run --quiet --unit=UNIT --on-active=SECONDS /bin/sh DIR/restore.sh >/dev/null 2>&1 || true
+systemd-run --quiet --unit=UNIT --on-active=SECONDS /bin/sh DIR/restore.sh </dev/null >/dev/null 2>&1 || true
 echo '@@PV canary armed'
 "#
     .replace("UNIT", CANARY_UNIT)

@@ -26,7 +26,9 @@ const MARK: &str = "@@PV";
 pub fn script(req: &FactRequest) -> String {
     let mut s = String::new();
     s.push_str("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin; export PATH LC_ALL=C\n");
-    s.push_str("exec 2>/dev/null </dev/null\n");
+    // Not `</dev/null` here: sh reads this very script from stdin, block by block, and
+    // would lose the rest of it. Commands that could read stdin get their own `</dev/null`.
+    s.push_str("exec 2>/dev/null\n");
 
     s.push_str(&format!("echo '{MARK} lock'; cat {LOCK_DIR}/owner\n"));
     s.push_str(&format!("echo '{MARK} journal'; cat {JOURNAL}\n"));
@@ -87,12 +89,12 @@ pub fn script(req: &FactRequest) -> String {
         s.push_str(&format!("echo '{MARK} group'; getent group -- {}\n", quote_all(req.groups.iter())));
     }
     for (id, cmd) in &req.checks {
-        s.push_str(&format!("echo {}; ( {cmd}\n) >/dev/null 2>&1; echo \"$?\"\n", quote(&format!("{MARK} check {id}"))));
+        s.push_str(&format!("echo {}; ( {cmd}\n) </dev/null >/dev/null 2>&1; echo \"$?\"\n", quote(&format!("{MARK} check {id}"))));
     }
     for v in &req.validations {
         let cmd = v.command.replace("%s", "\"$pv_t\"");
         s.push_str(&format!(
-            "pv_t=$(mktemp) && base64 -d > \"$pv_t\" {heredoc}echo {mark}; pv_out=$({cmd} 2>&1); echo \"$?\"; printf '%s' \"$pv_out\" | base64 -w0; echo; rm -f \"$pv_t\"\n",
+            "pv_t=$(mktemp) && base64 -d > \"$pv_t\" {heredoc}echo {mark}; pv_out=$({cmd} 2>&1 </dev/null); echo \"$?\"; printf '%s' \"$pv_out\" | base64 -w0; echo; rm -f \"$pv_t\"\n",
             heredoc = heredoc_base64(&v.content),
             mark = quote(&format!("{MARK} validate {}", v.id)),
         ));

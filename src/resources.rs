@@ -194,7 +194,9 @@ fn render_value(
                 // `"{{ admin_keys }}"` is the list itself, not its text, as in Ansible.
                 Some(expr) => {
                     let at = locate(path);
-                    let json = t.render_str(&format!("{{{{ ({expr}) | tojson }}}}"), ctx, &at)?;
+                    // `tojson` would turn an undefined value into null; printing it first
+                    // raises the strict-undefined error that names it.
+                    let json = t.render_str(&format!("{{% if ({expr}) is undefined %}}{{{{ {expr} }}}}{{% endif %}}{{{{ ({expr}) | tojson }}}}"), ctx, &at)?;
                     let value: serde_json::Value = serde_json::from_str(&json)
                         .map_err(|e| Diagnostic::new(format!("cannot evaluate `{expr}`: {e}")).at(at.clone()))?;
                     serde_yaml::to_value(value).map_err(|e| Diagnostic::new(e.to_string()).at(at))?
@@ -390,7 +392,18 @@ fn lower_task(role: &Role, doc: &Doc, path: &[Seg], task: &Value, vars: &Mapping
             let iter = v.try_iter().map_err(|_| doc.error(&key(path, "loop"), "`loop` must evaluate to a list"))?;
             iter.map(Some).collect()
         }
-        Some(Value::Sequence(items)) => items.iter().map(|i| Some(JValue::from(Serde(i)))).collect(),
+        Some(list @ Value::Sequence(_)) => {
+            let loop_path = key(path, "loop");
+            let locate = |p: &[Seg]| {
+                let mut full = loop_path.clone();
+                full.extend_from_slice(p);
+                doc.locate(&full)
+            };
+            match render_value(list, &role.templates, &base_ctx, &location, &locate)? {
+                Value::Sequence(items) => items.iter().map(|i| Some(JValue::from(Serde(i)))).collect(),
+                _ => Vec::new(),
+            }
+        }
         Some(_) => return Err(doc.error(&key(path, "loop"), "`loop` must be a list or an expression giving one")),
     };
     let mut out = Vec::new();

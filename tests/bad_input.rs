@@ -119,3 +119,19 @@ fn every_error_is_listed_at_once() {
     assert!(v.stderr.contains("unknown module `pakage`") && v.stderr.contains("must be an absolute path"), "{}", v.all());
     assert!(v.stderr.contains("2 error(s)"), "{}", v.all());
 }
+
+#[test]
+fn a_failed_assert_stops_the_run_with_its_message() {
+    let p = project("- name: the pool covers sidekiq\n  assert:\n    that: \"{{ db_pool | int >= concurrency | int }}\"\n    message: \"db_pool ({{ db_pool }}) is smaller than sidekiq's concurrency ({{ concurrency }})\"\n- package: [tree]\n");
+    p.write("roles/r/defaults.yml", "# threads\nconcurrency: 10\n# pool\ndb_pool: 5\n");
+    rejected(&p, &["roles/r/tasks.yml:1:", "db_pool (5) is smaller than sidekiq's concurrency (10)", "the pool covers sidekiq"]);
+    p.write("roles/r/defaults.yml", "concurrency: 5\ndb_pool: 5\n");
+    let v = run_provision(p.dir.path(), &["validate", "inventories/test.yml"], &[]);
+    assert_eq!(v.code, 0, "{}", v.all());
+}
+
+#[test]
+fn an_argument_that_is_only_an_undefined_variable_is_an_error() {
+    let p = project("- command: {run: \"{{ not_set }}\", creates: /x}\n");
+    rejected(&p, &["roles/r/tasks.yml:1:", "not_set"]);
+}

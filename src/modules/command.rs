@@ -59,7 +59,12 @@ impl Resource for Command {
         match &self.stdin {
             Some(input) => {
                 script.push_str(&format!("base64 -d > \"$PV_RUN/stdin\" {}", heredoc_base64(input)));
-                script.push_str(&format!("( {}\n) < \"$PV_RUN/stdin\"; pv_rc=$?; rm -f \"$PV_RUN/stdin\"; exit $pv_rc\n", self.run));
+                // No `exit` on success: the apply appends more to this change (a handler
+                // clears its journal entry after its steps).
+                script.push_str(&format!(
+                    "pv_rc=0; ( {}\n) < \"$PV_RUN/stdin\" || pv_rc=$?; rm -f \"$PV_RUN/stdin\"; [ \"$pv_rc\" -eq 0 ] || exit \"$pv_rc\"\n",
+                    self.run
+                ));
             }
             None => script.push_str(&format!("( {}\n) </dev/null\n", self.run)),
         }

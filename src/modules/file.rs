@@ -76,26 +76,37 @@ impl FileSpec {
     pub fn plan(&self, kind: &str, facts: &Facts, cx: &PlanContext) -> Result<Option<Change>, String> {
         let current = facts.paths.get(&self.path);
         let mut assumptions = Vec::new();
+        // Packages installed earlier in this plan may bring users (redis) and files
+        // (nginx's default site) that the probe could not see yet.
+        let packages = cx.installed_packages();
         if let Some(o) = &self.owner {
             if !facts.user_exists(o) {
-                match cx.creates_user(o) {
-                    Some(c) => assumptions.push(format!("user `{o}` is created by {}", c.id())),
-                    None => return Err(format!("owner `{o}` of {} does not exist on the host; create it with the `user` module first", self.path)),
+                match (cx.creates_user(o), packages.is_empty()) {
+                    (Some(c), _) => assumptions.push(format!("user `{o}` is created by {}", c.id())),
+                    (None, false) => assumptions.push(format!("user `{o}` comes with package {}", packages.join(", "))),
+                    (None, true) => return Err(format!("owner `{o}` of {} does not exist on the host; create it with the `user` module first", self.path)),
                 }
             }
         }
         if let Some(g) = &self.group {
             if !facts.group_exists(g) {
-                match cx.creates_group(g) {
-                    Some(c) => assumptions.push(format!("group `{g}` is created by {}", c.id())),
-                    None => return Err(format!("group `{g}` of {} does not exist on the host; create it with the `group` module first", self.path)),
+                match (cx.creates_group(g), packages.is_empty()) {
+                    (Some(c), _) => assumptions.push(format!("group `{g}` is created by {}", c.id())),
+                    (None, false) => assumptions.push(format!("group `{g}` comes with package {}", packages.join(", "))),
+                    (None, true) => return Err(format!("group `{g}` of {} does not exist on the host; create it with the `group` module first", self.path)),
                 }
             }
         }
 
         let mut change = match &self.state {
             FileState::Absent => match current {
-                None => return Ok(None),
+                None if packages.is_empty() => return Ok(None),
+                None => {
+                    assumptions.push(format!("package {} may create it", packages.join(", ")));
+                    Change::new(kind, &self.path, Action::Delete)
+                        .detail("remove if present after the packages are installed")
+                        .shell(format!("rm -rf -- {}", quote(&self.path)))
+                }
                 Some(f) => Change::new(kind, &self.path, Action::Delete)
                     .detail(format!("remove {}", f.kind.name()))
                     .shell(format!("rm -rf -- {}", quote(&self.path))),

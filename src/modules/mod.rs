@@ -16,6 +16,7 @@ use serde_yaml::Value;
 use std::fmt;
 use std::path::PathBuf;
 
+pub mod assert;
 pub mod command;
 pub mod file;
 pub mod package;
@@ -34,6 +35,7 @@ pub static MODULES: &[&dyn Module] = &[
     &user::UserModule,
     &user::GroupModule,
     &command::CommandModule,
+    &assert::AssertModule,
 ];
 
 /// Looks a module up by its task key.

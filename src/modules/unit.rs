@@ -66,7 +66,13 @@ impl Resource for Unit {
         };
         let mut assumption = None;
         let unit_path = format!("{UNIT_DIR}/{}", self.name);
-        if !unit.exists() && file_change.is_none() && self.file.is_none() && cx.creates_path(&unit_path).is_none() {
+        // `sidekiq@2.service` comes from the template `sidekiq@.service`.
+        let template_path = self.name.split_once('@').map(|(base, rest)| {
+            let suffix = rest.rsplit_once('.').map(|(_, t)| t).unwrap_or("service");
+            format!("{UNIT_DIR}/{base}@.{suffix}")
+        });
+        let written_earlier = cx.creates_path(&unit_path).is_some() || template_path.as_deref().is_some_and(|t| cx.creates_path(t).is_some());
+        if !unit.exists() && file_change.is_none() && self.file.is_none() && !written_earlier {
             let pkgs = cx.installed_packages();
             if pkgs.is_empty() {
                 return Err(format!(
