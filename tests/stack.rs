@@ -302,8 +302,19 @@ fn restart_container(name: &str) {
     } else {
         let dir = state_dir().join("hosts").join(name);
         let pid: i32 = std::fs::read_to_string(dir.join("pid")).expect("host pid file").trim().parse().unwrap();
+        // As tests/testbed.sh stops a host: SIGTERM (a clean poweroff), SIGKILL after 30 s
+        // (a container's systemd-halt sometimes fails and leaves nspawn waiting).
+        let gone = || !Path::new(&format!("/proc/{pid}")).exists();
         Command::new("kill").args(["-TERM", &pid.to_string()]).status().unwrap();
-        wait_for(60, &format!("{name}'s container to power off"), || (!Path::new(&format!("/proc/{pid}")).exists()).then_some(()));
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !gone() && Instant::now() < deadline {
+            sleep(Duration::from_millis(300));
+        }
+        if !gone() {
+            eprintln!("{name}: no clean poweroff in 30 s, killing its systemd-nspawn");
+            Command::new("kill").args(["-KILL", &pid.to_string()]).status().unwrap();
+        }
+        wait_for(30, &format!("{name}'s container to stop"), || gone().then_some(()));
         let log = std::fs::File::create(dir.join("log")).unwrap();
         let child = Command::new("setsid")
             .args(["systemd-nspawn", "--quiet", "--boot", "--register=no", "--keep-unit"])
