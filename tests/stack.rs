@@ -200,6 +200,38 @@ fn load_balancing() {
     assert_eq!((status, body.trim()), (200, "up"));
 }
 
+/// The shared pieces and the puma unit, read back.
+fn app_hosts() {
+    for h in ["app1", "app2", "worker1", "faye1"] {
+        let st = sh(h, "stat -c '%a %U %G' /etc/flipper/flipper.env /var/www/flipper/shared/tmp/pids");
+        assert_eq!(st, "640 root deploy\n755 deploy deploy", "{h}: env file / app tree");
+        let env = sh(h, "cat /etc/flipper/flipper.env");
+        assert!(env.contains("RAILS_ENV=sandbox") && env.contains("MAIL_INTERCEPT_TO=admins@example.com"), "{h}: env file lacks RAILS_ENV or the mail intercept");
+        assert_eq!(ssh(h, "runuser -u nobody -- cat /etc/flipper/flipper.env").0, 1, "{h}: the env file is readable by others");
+    }
+    assert!(sh("app1", "grep pool /var/www/flipper/shared/config/database.yml").contains("pool: 5"));
+    let props = sh("app1", "systemctl show -p Type,WatchdogUSec,User,Restart,UnitFileState,WorkingDirectory puma");
+    for want in ["Type=notify", "WatchdogUSec=10s", "User=deploy", "Restart=always", "UnitFileState=enabled", "WorkingDirectory=/var/www/flipper/current"] {
+        assert!(props.contains(want), "puma unit lacks {want}:\n{props}");
+    }
+    // Phased restart: reload replaces the workers, the master stays.
+    let master = main_pid("app1", "puma");
+    let workers = sh("app1", &format!("pgrep -P {master} | sort"));
+    sh("app1", "systemctl reload puma");
+    wait_for(60, "puma's workers to be replaced", || {
+        let now = ssh("app1", &format!("pgrep -P {master} | sort")).1;
+        (now.lines().count() == 2 && now.lines().all(|w| !workers.lines().any(|o| o == w))).then_some(())
+    });
+    assert_eq!(main_pid("app1", "puma"), master, "systemctl reload puma replaced the master");
+    // MariaDB: the primary's settings, and remote root is gone.
+    assert_eq!(sh("db1", "mysql -NBe 'SELECT @@server_id, @@log_bin, @@read_only, @@binlog_format'"), "1\t1\t0\tROW");
+    assert_eq!(sh("db1", "mysql -NBe \"SELECT COUNT(*) FROM mysql.user WHERE User = 'root' AND Host NOT IN ('localhost', '127.0.0.1', '::1')\""), "0");
+    assert_eq!(sh("db1", &format!("mysql -NBe \"SELECT DEFAULT_CHARACTER_SET_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = '{DB_NAME}'\"")), "utf8mb4");
+    assert_eq!(sh("db1", "stat -c '%a %U' /etc/mysql/provision/flipper.cnf"), "600 root");
+    // redis listens on the private address.
+    assert!(sh("worker1", "ss -ltnH 'sport = :6379'").contains("10.77.0.24:6379"));
+}
+
 /// Must show 3: a job posted through nginx runs on worker1; its row is on db1 and db2.
 fn job_through_the_stack() -> String {
     let (status, body) = http(WEB, "POST", "/jobs", Some(("application/x-www-form-urlencoded", ""))).expect("POST /jobs");
@@ -371,10 +403,35 @@ fn stack_end_to_end() {
     preflight();
     provision_then_check();
     load_balancing();
+    app_hosts();
     job_through_the_stack();
     faye_handshake();
     deploy_sudo();
     recovery();
     nginx_check_failure();
     check_converged("after the whole test");
+}
+
+/// The staging and production inventories are valid, checked without connecting.
+#[test]
+fn inventories_validate() {
+    for inv in ["inventories/staging.yml", "inventories/production.yml", "inventories/sandbox.yml"] {
+        let o = Command::new(provision_bin()).current_dir(root()).args(["validate", inv]).output().unwrap();
+        assert!(o.status.success(), "provision validate {inv}:\n{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    }
+}
+
+/// A database pool smaller than sidekiq's concurrency is an error found before connecting.
+#[test]
+fn pool_below_concurrency_is_an_error_before_any_change() {
+    let o = Command::new(provision_bin())
+        .current_dir(root())
+        .args(["inventories/staging.yml", "--check", "-e", "db_pool=3", "-e", "sidekiq_concurrency=10"])
+        .env("FLIPPER_SECRET_KEY_BASE", "x").env("FLIPPER_MYSQL_PASSWORD", "x")
+        .output()
+        .unwrap();
+    let out = format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    assert_eq!(o.status.code(), Some(1), "{out}");
+    assert!(out.contains("db_pool_is_smaller_than_sidekiq_concurrency"), "{out}");
+    assert!(!out.contains("connected"), "it connected:\n{out}");
 }
