@@ -493,10 +493,10 @@ mod tests {
 // ------------------------------------------------------------------ command line
 
 pub const DO_HELP: &str = "Examples:
-  provision do inventories/staging.yml sidekiq:quiet          stop fetching jobs on every sidekiq host
+  provision do inventories/staging.yml sidekiq:quiet
   provision do sidekiq:restart --limit worker1
   provision do puma:phased-restart
-  provision do inventories/staging.yml mysql:backup           runs on the replica only
+  provision do inventories/staging.yml mysql:backup     (runs on the replica only)
 
 The action runs on every host with that role, as its `user` (default: the deploy user), so
 privileged steps go through the sudoers rules the role installs. `provision tasks` lists

@@ -376,7 +376,7 @@ pub fn switch_script(cfg: &HostCfg, to: &str, health: bool) -> String {
     s.push_str("fail() { echo \"@@PV failed $*\"; exit 4; }\n");
     if !cfg.sidekiq.is_empty() {
         s.push_str(&format!(
-            "for u in {}; do if systemctl is-active --quiet \"$u\"; then systemctl kill -s TSTP \"$u\" && echo \"@@PV step $u quieted (TSTP)\"; fi; done\n",
+            "for u in {}; do if systemctl is-active --quiet \"$u\"; then systemctl kill --kill-who=main -s TSTP \"$u\" && echo \"@@PV step $u quieted (TSTP)\"; fi; done\n",
             quote_all(&cfg.sidekiq)
         ));
     }
@@ -453,7 +453,7 @@ pub fn finish_script(cfg: &HostCfg, token: &str, log_line: &str, cleanup: bool) 
     if cleanup {
         s.push_str(&format!(
             "cur=$(readlink \"$D/current\" 2>/dev/null || true); cur=${{cur##*/}}\nn=0\n\
-for r in $(ls -1 \"$D/releases\" | grep -v '\\.part$' | sort -r); do n=$((n+1)); if [ $n -gt {keep} ] && [ \"$r\" != \"$cur\" ]; then rm -rf \"$D/releases/$r\" && echo \"@@PV removed $r\"; fi; done\n\
+for r in $(ls -1 \"$D/releases\" | grep -E '^[0-9]{{14}}$' | sort -r); do n=$((n+1)); if [ $n -gt {keep} ] && [ \"$r\" != \"$cur\" ]; then rm -rf \"$D/releases/$r\" && echo \"@@PV removed $r\"; fi; done\n\
 for a in \"$D\"/.artifacts/*.tar.gz; do [ -e \"$a\" ] || continue; s=$(basename \"$a\" .tar.gz); cat \"$D\"/releases/*/.pv-artifact 2>/dev/null | grep -qx \"$s\" || rm -f \"$a\"; done\n",
             keep = cfg.keep_releases
         ));
@@ -722,15 +722,21 @@ async fn lock_all(targets: &Arc<Vec<Target>>, token: &str, who: &str, sha: Optio
     Ok(outs)
 }
 
+fn is_stamp(n: &str) -> bool {
+    n.len() == 14 && n.chars().all(|c| c.is_ascii_digit())
+}
+
 /// Releases of a host from its probe: (name, revision), oldest first, and the current one.
 fn releases_of(o: &Out) -> (Vec<(String, String)>, String) {
-    let list = o
+    let mut list: Vec<(String, String)> = o
         .marks_of("release")
         .map(|r| {
             let (n, rev) = r.split_once(' ').unwrap_or((r, ""));
             (n.to_string(), rev.trim().to_string())
         })
         .collect();
+    // Releases not named by a timestamp (made by hand or by another tool) count as oldest.
+    list.sort_by_key(|(n, _)| (is_stamp(n), n.clone()));
     (list, o.mark("current").unwrap_or_default().trim().to_string())
 }
 
@@ -785,7 +791,7 @@ async fn release_locked(targets: &Arc<Vec<Target>>, token: &str, who: &str, art:
     let probes = lock_all(targets, token, who, Some(&art.sha256), forks).await?;
     println!("[1/8] deploy lock taken on {} hosts", targets.len());
     let mut ts = utc_stamp()?;
-    let newest = probes.iter().flat_map(|o| releases_of(o).0.into_iter().map(|(n, _)| n)).filter(|n| n.len() == 14 && n.chars().all(|c| c.is_ascii_digit())).max();
+    let newest = probes.iter().flat_map(|o| releases_of(o).0.into_iter().map(|(n, _)| n)).filter(|n| is_stamp(n)).max();
     if let Some(n) = newest {
         if n >= ts {
             // Two releases in one second, or a clock behind the hosts' newest: one past it.
@@ -1223,9 +1229,10 @@ impl DeployTarget {
 }
 
 pub const RELEASE_HELP: &str = "Examples:
-  provision release inventories/staging.yml --dir ../flipper          pack a directory (assets built) and release it
+  provision release inventories/staging.yml --dir ../flipper
+      pack a directory (build its assets first) and release it
   provision release --artifact build/flipper-1a2b3c.tar.gz --revision 1a2b3c
-  provision release inventories/staging.yml --dir . --limit app1      only some hosts
+  provision release inventories/staging.yml --dir . --limit app1
 
 Steps: deploy lock; upload once per host (by sha256) and unpack to releases/TIMESTAMP;
 shared links (linked_files, linked_dirs); migrations (release_migrate) on the primary host
@@ -1237,8 +1244,8 @@ revisions.log; keep the last keep_releases (default 5).
 Exit status: 0 released, 1 failed (rolled back when the health check failed).";
 
 pub const ROLLBACK_HELP: &str = "Examples:
-  provision rollback inventories/staging.yml                      back to the release before current
-  provision rollback inventories/staging.yml --to 20261122093000  to a listed release
+  provision rollback inventories/staging.yml       back to the release before current
+  provision rollback inventories/staging.yml --to 20261122093000
 
 Exit status: 0 rolled back and healthy, 1 otherwise.";
 
