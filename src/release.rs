@@ -391,11 +391,11 @@ chown -h \"$OWN\" \"$D/current\" 2>/dev/null\necho \"@@PV step current -> releas
         let q = quote(p);
         s.push_str(&format!(
             "if systemctl is-active --quiet {q}; then\n\
-  pid=$(systemctl show -p MainPID --value {q}); before=$(pgrep -P \"$pid\" | wc -l); t0=$(date +%s)\n\
+  pid=$(systemctl show -p MainPID --value {q}); oldpids=\" $(pgrep -P \"$pid\" | tr '\\n' ' ') \"; before=$(pgrep -P \"$pid\" | wc -l); t0=$(date +%s)\n\
   systemctl reload {q} || fail '{p}: systemctl reload failed'\n\
   n=0; while :; do\n\
-    pid=$(systemctl show -p MainPID --value {q}); now=$(date +%s); cnt=0; old=0\n\
-    for c in $(pgrep -P \"$pid\"); do cnt=$((cnt+1)); et=$(ps -o etimes= -p \"$c\" | tr -d ' '); [ -n \"$et\" ] && [ \"$et\" -gt $((now - t0)) ] && old=$((old+1)); done\n\
+    pid=$(systemctl show -p MainPID --value {q}); cnt=0; old=0\n\
+    for c in $(pgrep -P \"$pid\"); do cnt=$((cnt+1)); case \"$oldpids\" in *\" $c \"*) old=$((old+1));; esac; done\n\
     [ \"$cnt\" -ge \"$before\" ] && [ \"$old\" -eq 0 ] && break\n\
     n=$((n+1)); [ $n -gt {rt} ] && fail '{p}: the phased restart did not replace every worker within {rt} s'\n\
     sleep 1\n\
@@ -1127,6 +1127,7 @@ mod tests {
         sh(&format!("{}{}", header(&c), unlock_lines("tok2")));
 
         let mut names = Vec::new();
+        let mut last = None;
         for (i, v) in ["v1", "v2", "v3", "v4"].iter().enumerate() {
             let a = art(v);
             let p = sh(&lock_script(&c, "t", "me", "ctl", 1, "", Some(&a.sha256)));
@@ -1138,6 +1139,7 @@ mod tests {
             let o = sh(&finish_script(&c, "t", &format!("release {ts}"), true));
             assert!(o.mark("unlocked").is_some(), "{o:?}");
             names.push(ts);
+            last = Some(a);
         }
         let rel = d.path().join("app/releases");
         let mut kept: Vec<String> = std::fs::read_dir(&rel).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
@@ -1155,7 +1157,7 @@ mod tests {
         // Artifacts of removed releases are removed too.
         assert_eq!(std::fs::read_dir(d.path().join("app/.artifacts")).unwrap().count(), 2);
         // The same artifact again is not uploaded again.
-        let a = art("v4");
+        let a = last.expect("an artifact");
         let p = sh(&lock_script(&c, "t", "me", "ctl", 1, "", Some(&a.sha256)));
         assert!(p.mark("have-artifact").is_some(), "{p:?}");
         // A corrupt upload is refused.
