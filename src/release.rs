@@ -298,7 +298,9 @@ else\n\
   if [ $stale = yes ]; then old=$(holder); rm -rf \"$L\"; if take; then echo \"@@PV lock recovered $old\"; else echo \"@@PV lock held $(holder)\"; exit 0; fi\n\
   else echo \"@@PV lock held $(holder)\"; exit 0; fi\n\
 fi\n\
-cur=$(readlink \"$D/current\" 2>/dev/null || true)\necho \"@@PV current ${{cur##*/}}\"\n\
+cur=$(readlink \"$D/current\" 2>/dev/null || true)\n\
+if [ -f \"$D/.pv-pending\" ]; then p=$(head -c 14 \"$D/.pv-pending\"); case \"$p\" in *[!0-9]*|'') ;; *) if [ \"${{cur##*/}}\" != \"$p\" ]; then rm -rf \"$D/releases/$p\" \"$D/releases/$p.part\"; echo \"@@PV orphan $p\"; fi;; esac; rm -f \"$D/.pv-pending\"; fi\n\
+echo \"@@PV current ${{cur##*/}}\"\n\
 for r in $(ls -1 \"$D/releases\" | grep -v '\\.part$' | sort); do echo \"@@PV release $r $(head -c 200 \"$D/releases/$r/REVISION\" 2>/dev/null | head -n 1)\"; done\n",
         token = quote(token),
         who = quote(&format!("{who}")),
@@ -317,7 +319,7 @@ for r in $(ls -1 \"$D/releases\" | grep -v '\\.part$' | sort); do echo \"@@PV re
 
 /// Removes the lock if (and only if) it is ours.
 pub fn unlock_lines(token: &str) -> String {
-    format!("L=\"$D/.deploy-lock\"\nif [ \"$(sed -n 's/^token=//p' \"$L/info\" 2>/dev/null)\" = {t} ]; then rm -rf \"$L\"; echo '@@PV unlocked'; fi\n", t = quote(token))
+    format!("L=\"$D/.deploy-lock\"\nif [ \"$(sed -n 's/^token=//p' \"$L/info\" 2>/dev/null)\" = {t} ]; then rm -f \"$D/.pv-pending\"; rm -rf \"$L\"; echo '@@PV unlocked'; fi\n", t = quote(token))
 }
 
 /// Upload (when `bytes` is given), unpack to releases/TS, REVISION, shared links.
@@ -325,6 +327,8 @@ pub fn prepare_script(cfg: &HostCfg, ts: &str, art: &Artifact, upload: bool) -> 
     let mut s = header(cfg);
     let sha = &art.sha256;
     s.push_str(&format!("R=\"$D/releases/{ts}\"\nA=\"$D/.artifacts/{sha}.tar.gz\"\n"));
+    // A run killed before it finishes leaves this: the next run removes that release unless it went live.
+    s.push_str(&format!("echo {ts} > \"$D/.pv-pending\"\n"));
     if upload {
         let payload = crate::shell::heredoc_base64(&art.bytes);
         let body = payload.strip_prefix("<<'PV_EOF'\n").unwrap_or(&payload);
@@ -694,6 +698,9 @@ async fn lock_all(targets: &Arc<Vec<Target>>, token: &str, who: &str, sha: Optio
                 taken[i] = true;
                 if let Some(old) = o.mark("lock recovered") {
                     println!("  {name}: recovered a stale deploy lock ({})", old.trim());
+                }
+                if let Some(orphan) = o.mark("orphan") {
+                    println!("  {name}: removed releases/{orphan}, left unfinished by a run that died");
                 }
                 outs.push(o);
             }
@@ -1171,6 +1178,25 @@ mod tests {
         assert!(std::fs::read_link(d.path().join("app/current")).unwrap().ends_with(&names[2]));
         let o = sh(&list_script(&c));
         assert_eq!(o.mark("current"), Some(names[2].as_str()));
+    }
+
+    #[test]
+    fn a_dead_runs_unfinished_release_is_removed() {
+        let d = tempfile::tempdir().unwrap();
+        let c = cfg(&d.path().join("app"));
+        let a = art("v1");
+        sh(&lock_script(&c, "t1", "me", "ctl", 1, "", None));
+        assert!(sh(&prepare_script(&c, "20260101000001", &a, true)).mark("prepared").is_some());
+        // The run dies here; the next one breaks its lock and removes the release.
+        let p = sh(&lock_script(&c, "t2", "me", "ctl", 1, "t1", None));
+        assert_eq!(p.mark("orphan"), Some("20260101000001"), "{p:?}");
+        assert!(!d.path().join("app/releases/20260101000001").exists());
+        // A release that went live before the run died stays.
+        assert!(sh(&prepare_script(&c, "20260101000002", &a, false)).mark("prepared").is_some());
+        assert!(sh(&switch_script(&c, "20260101000002", true)).mark("switched").is_some());
+        let p = sh(&lock_script(&c, "t3", "me", "ctl", 1, "t2", None));
+        assert!(p.mark("orphan").is_none(), "{p:?}");
+        assert!(d.path().join("app/releases/20260101000002").exists());
     }
 
     #[test]

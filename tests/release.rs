@@ -324,17 +324,53 @@ fn release_rollback_and_actions_on_the_stack() {
         }
     }
 
+    // Two releases at once, for real: the first waits in its migration; the second fails at
+    // once naming it. The first is then killed (-9): the next release takes its lock over at
+    // once (its PID is gone on this controller) and removes its unfinished release.
+    let v2 = p.app("v2").to_string_lossy().into_owned();
+    let mut slow = std::process::Command::new(env!("CARGO_BIN_EXE_provision"))
+        .current_dir(p.dir.path())
+        .env("NO_COLOR", "1")
+        .args(["release", "inventories/test.yml", "--dir", &v2, "--revision", "slow", "-e", "release_migrate=sleep 30"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("provision runs");
+    let mut prepared = false;
+    for _ in 0..60 {
+        if ssh(t.primary, "test -f /var/www/flipper/.pv-pending && echo yes").trim() == "yes" {
+            prepared = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    assert!(prepared, "the slow release reached its migration");
+    let started = Instant::now();
+    let r = p.run(&["release", "inventories/test.yml", "--dir", &v2, "--revision", "second"]);
+    assert_eq!(r.code, 1, "a second release fails");
+    assert!(r.stderr.contains("holds the deploy lock") && r.stderr.contains(&format!("pid={}", slow.id())), "it names the holder: {}", r.all());
+    assert!(started.elapsed() < Duration::from_secs(20), "at once");
+    let _ = slow.kill();
+    let _ = slow.wait();
+    let r = p.run(&["release", "inventories/test.yml", "--dir", &v2, "--revision", "after-kill"]);
+    assert_eq!(r.code, 0, "the lock of the killed run is recovered");
+    assert!(r.stdout.contains("is stale: taking it over") && r.stdout.contains("left unfinished by a run that died"), "{}", r.all());
+    for h in release_hosts(&t) {
+        assert_eq!(current_revision(h), "after-kill", "{h}");
+        assert_eq!(revisions_kept(h), vec!["v5", "v6", "v7", "v8", "after-kill"], "{h}: no trace of the killed run's release");
+    }
+
     // rollback: to the release before current, then forward again with --to.
     let r = p.run(&["rollback", "inventories/test.yml"]);
     assert_eq!(r.code, 0);
     for h in release_hosts(&t) {
-        assert_eq!(current_revision(h), "v7", "{h}");
+        assert_eq!(current_revision(h), "v8", "{h}");
     }
     let newest = release_dirs(t.apps[0]).into_iter().max().unwrap_or_default();
     let r = p.run(&["rollback", "inventories/test.yml", "--to", &newest]);
     assert_eq!(r.code, 0);
     for h in release_hosts(&t) {
-        assert_eq!(current_revision(h), "v8", "{h}");
+        assert_eq!(current_revision(h), "after-kill", "{h}");
     }
 
     // Role actions, as the deploy user through the role's sudoers rules.
