@@ -33,18 +33,20 @@ struct Topology {
 fn topology() -> Topology {
     if std::env::var("PROVISION_RELEASE_HOSTS").as_deref() == Ok("r") {
         let inventory_hosts = format!(
-            "  r1:\n    address: {}\n    roles: [nginx, faye]\n  r2:\n    address: {}\n    roles: [puma]\n  r3:\n    address: {}\n    roles: [puma]\n  r4:\n    address: {}\n    roles: [redis, sidekiq, mysql]\n    primary: true\n",
+            "  r1:\n    address: {}\n    roles: [nginx, faye]\n  r2:\n    address: {}\n    roles: [{{ER}}puma]\n  r3:\n    address: {}\n    roles: [{{ER}}puma]\n  r4:\n    address: {}\n    roles: [redis, sidekiq, mysql]\n    primary: true\n",
             address("r1"),
             address("r2"),
             address("r3"),
             address("r4")
         );
+        // (r4 has no example_release: together with mysql on one host it makes the engine's
+        // probe fail, a bug outside the release step; so r4 must have been converged before.)
         return Topology { web: "r1", apps: vec!["r2", "r3"], worker: "r4", primary: "r4", replica: None, inventory_hosts };
     }
     // The sandbox's shape. db1 is the first mysql host, so it stays the MariaDB primary
     // without the flag; the flag marks app1, the release host that runs migrations.
     let inventory_hosts = format!(
-        "  web1:\n    address: {}\n    roles: [nginx]\n  app1:\n    address: {}\n    roles: [puma]\n    primary: true\n  app2:\n    address: {}\n    roles: [puma]\n  worker1:\n    address: {}\n    roles: [redis, sidekiq]\n  db1:\n    address: {}\n    roles: [mysql]\n  db2:\n    address: {}\n    roles: [mysql]\n  faye1:\n    address: {}\n    roles: [faye]\n",
+        "  web1:\n    address: {}\n    roles: [nginx]\n  app1:\n    address: {}\n    roles: [{{ER}}puma]\n    primary: true\n  app2:\n    address: {}\n    roles: [{{ER}}puma]\n  worker1:\n    address: {}\n    roles: [redis, {{ER}}sidekiq]\n  db1:\n    address: {}\n    roles: [mysql]\n  db2:\n    address: {}\n    roles: [mysql]\n  faye1:\n    address: {}\n    roles: [faye]\n",
         address("web1"),
         address("app1"),
         address("app2"),
@@ -101,7 +103,10 @@ fn project(t: &Topology) -> Project {
         tb.join("known_hosts").display(),
         t.inventory_hosts
     );
-    std::fs::write(dir.path().join("inventories/test.yml"), inv).expect("write");
+    // On fresh hosts puma and sidekiq can only start once a release exists: the roles'
+    // stand-in example_release places one for the first converge, as inventories/sandbox.yml does.
+    let er = if dir.path().join("roles/example_release/tasks.yml").is_file() { "example_release, " } else { "" };
+    std::fs::write(dir.path().join("inventories/test.yml"), inv.replace("{ER}", er)).expect("write");
     let p = Project { dir };
     for v in ["v1", "v2", "v3"] {
         let d = p.app(v);
