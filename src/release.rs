@@ -303,7 +303,7 @@ if [ -f \"$D/.pv-pending\" ]; then p=$(head -c 14 \"$D/.pv-pending\"); case \"$p
 echo \"@@PV current ${{cur##*/}}\"\n\
 for r in $(ls -1 \"$D/releases\" | grep -v '\\.part$' | sort); do echo \"@@PV release $r $(head -c 200 \"$D/releases/$r/REVISION\" 2>/dev/null | head -n 1)\"; done\n",
         token = quote(token),
-        who = quote(&format!("{who}")),
+        who = quote(who),
         controller = quote(controller),
         ttl = cfg.lock_ttl,
         brk = quote(break_token),
@@ -661,6 +661,41 @@ fn holder_is_dead_here(info: &str, controller: &str) -> Option<String> {
     }
 }
 
+fn epoch_utc(secs: &str) -> String {
+    std::process::Command::new("date")
+        .args(["-u", "-d", &format!("@{}", secs.trim()), "+%Y-%m-%dT%H:%M:%SZ"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_else(|| secs.to_string())
+}
+
+/// A lock's info (`key=value ...`) for people: who, which process where, since when.
+pub fn describe_holder(info: &str) -> String {
+    let get = |k: &str| info.split_whitespace().find_map(|w| w.strip_prefix(&format!("{k}=")).map(String::from));
+    match (get("who"), get("pid"), get("controller"), get("started"), get("expires")) {
+        (Some(who), Some(pid), Some(ctl), Some(started), Some(exp)) if started.chars().all(|c| c.is_ascii_digit()) => format!(
+            "{who} (provision pid {pid} on {ctl}) since {}; stale after {} or once that process is gone",
+            epoch_utc(&started),
+            epoch_utc(&exp)
+        ),
+        _ => info.trim().to_string(),
+    }
+}
+
+/// "a b c: what" lines, hosts grouped by what was said about them.
+fn grouped(items: Vec<(String, String)>) -> Vec<String> {
+    let mut groups: Vec<(String, Vec<String>)> = Vec::new();
+    for (host, what) in items {
+        match groups.iter_mut().find(|(w, _)| *w == what) {
+            Some((_, hosts)) => hosts.push(host),
+            None => groups.push((what, vec![host])),
+        }
+    }
+    groups.into_iter().map(|(what, hosts)| format!("{}: {what}", hosts.join(" "))).collect()
+}
+
 /// Takes the lock on every target, recovering locks left by dead runs of this controller.
 /// On a held lock, releases the ones taken and fails naming the holder.
 async fn lock_all(targets: &Arc<Vec<Target>>, token: &str, who: &str, sha: Option<&str>, forks: usize) -> Result<Vec<Out>> {
@@ -670,16 +705,21 @@ async fn lock_all(targets: &Arc<Vec<Target>>, token: &str, who: &str, sha: Optio
     let mut results = phase(targets, scripts, Duration::from_secs(120), forks).await;
     // Locks of dead runs from this controller: break them by their token.
     let mut retry: Vec<Option<String>> = vec![None; targets.len()];
+    let mut notes = Vec::new();
     for (i, r) in results.iter().enumerate() {
         if let Some(Ok(o)) = r {
             if let Some(info) = o.mark("lock held") {
                 if let (Some(tok), Some(t)) = (holder_is_dead_here(info, &controller), targets.get(i)) {
-                    println!("  {}: the deploy lock of a dead run ({}) is stale: taking it over", t.host.name, info.trim());
+                    notes.push((t.host.name.clone(), format!("the deploy lock of a run that is gone ({}) is stale: taking it over", describe_holder(info))));
                     retry[i] = Some(lock_script(&t.cfg, token, who, &controller, pid, &tok, sha));
                 }
             }
         }
     }
+    for l in grouped(notes) {
+        println!("  {l}");
+    }
+    let broken: Vec<bool> = retry.iter().map(Option::is_some).collect();
     if retry.iter().any(Option::is_some) {
         let again = phase(targets, retry, Duration::from_secs(120), forks).await;
         for (i, r) in again.into_iter().enumerate() {
@@ -690,41 +730,45 @@ async fn lock_all(targets: &Arc<Vec<Target>>, token: &str, who: &str, sha: Optio
     }
     let mut outs = Vec::new();
     let mut problems = Vec::new();
+    let mut recovered = Vec::new();
     let mut taken = vec![false; targets.len()];
     for (i, r) in results.into_iter().enumerate() {
         let name = targets.get(i).map(|t| t.host.name.clone()).unwrap_or_default();
         match r {
             Some(Ok(o)) if o.mark("probed").is_some() => {
                 taken[i] = true;
-                if let Some(old) = o.mark("lock recovered") {
-                    println!("  {name}: recovered a stale deploy lock ({})", old.trim());
+                if let (Some(old), false) = (o.mark("lock recovered"), broken[i]) {
+                    recovered.push((name.clone(), format!("recovered a stale deploy lock ({})", describe_holder(old))));
                 }
                 if let Some(orphan) = o.mark("orphan") {
-                    println!("  {name}: removed releases/{orphan}, left unfinished by a run that died");
+                    recovered.push((name.clone(), format!("removed releases/{orphan}, left unfinished by a run that died")));
                 }
                 outs.push(o);
             }
             Some(Ok(o)) if o.mark("lock held").is_some() => {
                 taken[i] = o.mark("lock taken").is_some() || o.mark("lock recovered").is_some();
-                problems.push(format!("{name}: another release holds the deploy lock: {}", o.mark("lock held").unwrap_or_default().trim()));
+                problems.push((name.clone(), format!("another release holds the deploy lock: {}", describe_holder(o.mark("lock held").unwrap_or_default()))));
                 outs.push(o);
             }
             Some(Ok(o)) => {
                 taken[i] = o.mark("lock taken").is_some() || o.mark("lock recovered").is_some();
-                problems.push(format!("{name}: {}", o.why()));
+                problems.push((name.clone(), o.why()));
                 outs.push(o);
             }
             Some(Err(e)) => {
-                problems.push(format!("{name}: {e:#}"));
+                problems.push((name.clone(), format!("{e:#}")));
                 outs.push(Out::default());
             }
             None => outs.push(Out::default()),
         }
     }
+    for l in grouped(recovered) {
+        println!("  {l}");
+    }
     if !problems.is_empty() {
         let scripts = targets.iter().enumerate().map(|(i, t)| taken[i].then(|| format!("{}{}", header(&t.cfg), unlock_lines(token)))).collect();
         phase(targets, scripts, Duration::from_secs(60), forks).await;
-        bail!("{}\nnothing was changed", problems.join("\n"));
+        bail!("{}\nnothing was changed", grouped(problems).join("\n"));
     }
     Ok(outs)
 }
