@@ -810,7 +810,20 @@ pub async fn release(opts: &ReleaseOptions, source: &Source, revision: Option<&s
     }
     let host_list: Vec<Host> = hosts.iter().map(|(h, _, _)| h.clone()).collect();
     project.preflight(&host_list, &secrets).map_err(|e| anyhow!("{e}"))?;
-    let migrate_at = migration_host(&hosts).filter(|i| hosts.get(*i).is_some_and(|(_, c, _)| c.migrate.is_some()));
+    // The migration host is chosen among all release hosts, so that --limit never moves
+    // migrations to another host: a limit that leaves it out runs none.
+    let migrate_name = if opts.limits.is_empty() {
+        migration_host(&hosts).and_then(|i| hosts.get(i)).map(|(h, _, _)| h.name.clone())
+    } else {
+        let all = release_hosts(&project, &[]).map_err(|e| anyhow!("{e}"))?;
+        migration_host(&all).and_then(|i| all.get(i)).map(|(h, _, _)| h.name.clone())
+    };
+    let migrate_at = hosts.iter().position(|(h, c, _)| Some(&h.name) == migrate_name.as_ref() && c.migrate.is_some());
+    if migrate_at.is_none() && !opts.limits.is_empty() {
+        if let Some(n) = &migrate_name {
+            println!("note: migrations run on {n} only, which --limit leaves out: none will run");
+        }
+    }
     let art = artifact(source, revision)?;
     println!(
         "release of revision {} (artifact sha256 {}, {} KiB) to {} hosts: {}",
@@ -900,7 +913,7 @@ async fn release_locked(targets: &Arc<Vec<Target>>, token: &str, who: &str, art:
                 Err(e) => return Err(abort(format!("the migration failed on {}: {e:#}", t.host.name), Some(ts.clone())).await),
             }
         }
-        None => println!("[4/8] migrations: none (no `release_migrate`)"),
+        None => println!("[4/8] migrations: none (no `release_migrate` for the primary host, or --limit leaves it out)"),
     }
 
     // 5-7. switch, restart, health: on every host, only now that all are prepared
