@@ -408,6 +408,22 @@ fn release_rollback_and_actions_on_the_stack() {
     }
     assert!(ran, "the queued job ran after sidekiq:restart");
 
+    let r = p.run(&["do", "inventories/test.yml", "sidekiq:respawn"]);
+    assert_eq!(r.code, 0);
+    assert!(r.stdout.contains("is running"), "{}", r.stdout);
+    let r = p.run(&["do", "inventories/test.yml", "puma:status"]);
+    assert_eq!(r.code, 0);
+    assert!(r.stdout.matches("active (running)").count() >= t.apps.len(), "{}", r.stdout);
+    // puma's verbs need sudoers rules from the puma role, as sidekiq's have.
+    let puma_sudoers = std::fs::read_to_string(p.dir.path().join("roles/puma/tasks.yml")).unwrap_or_default().contains("sudoers:");
+    let r = p.run(&["do", "inventories/test.yml", "puma:phased-restart"]);
+    if puma_sudoers {
+        assert_eq!(r.code, 0, "puma:phased-restart through the puma role's sudoers rules");
+    } else {
+        assert_eq!(r.code, 1);
+        assert!(r.stdout.contains("sudoers rules must allow"), "without rules, sudo -n refuses and says so: {}", r.all());
+    }
+
     // Clear errors.
     let r = p.run(&["do", "inventories/test.yml", "sidekiq:qiet"]);
     assert_eq!(r.code, 1);
