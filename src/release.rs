@@ -1256,6 +1256,36 @@ mod tests {
         assert!(d.path().join("app/releases/20260101000002").exists());
     }
 
+    /// The health check against a local server, with curl and with bash's /dev/tcp.
+    #[test]
+    fn health_check_with_and_without_curl() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            for (n, conn) in listener.incoming().enumerate() {
+                let Ok(mut c) = conn else { continue };
+                let mut buf = [0u8; 1024];
+                let _ = std::io::Read::read(&mut c, &mut buf);
+                let req = String::from_utf8_lossy(&buf);
+                // /up answers 503 twice, then 200; /down always 500.
+                let code = if req.starts_with("GET /up ") && n >= 2 { "200 OK" } else if req.starts_with("GET /up ") { "503 No" } else { "500 No" };
+                let _ = std::io::Write::write_all(&mut c, format!("HTTP/1.1 {code}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").as_bytes());
+            }
+        });
+        let up = sh(&health_lines(&format!("http://127.0.0.1:{port}/up"), 5, 0, 2));
+        assert!(up.mark("healthy").is_some_and(|h| h.contains("try 3")), "{up:?}");
+        let down = sh(&health_lines(&format!("http://127.0.0.1:{port}/down"), 2, 0, 2));
+        assert!(down.mark("unhealthy").is_some_and(|h| h.contains("500")), "{down:?}");
+        assert_eq!(down.status, Some(5));
+        // Without curl: bash's /dev/tcp.
+        let nocurl = format!("curl() {{ return 127; }}\ncommand() {{ [ \"$2\" = curl ] && return 1; builtin command \"$@\"; }}\n{}", health_lines(&format!("http://127.0.0.1:{port}/down"), 1, 0, 2));
+        let o = sh(&nocurl);
+        assert!(o.mark("unhealthy").is_some_and(|h| h.contains("tcp")), "{o:?}");
+        let nocurl = format!("command() {{ [ \"$2\" = curl ] && return 1; builtin command \"$@\"; }}\n{}", health_lines(&format!("http://127.0.0.1:{port}/up"), 3, 0, 2));
+        let o = sh(&nocurl);
+        assert!(o.mark("healthy").is_some_and(|h| h.contains("tcp")), "{o:?}");
+    }
+
     #[test]
     fn expired_lock_is_recovered() {
         let d = tempfile::tempdir().unwrap();
