@@ -110,6 +110,21 @@ pub enum Command {
         #[arg(long)]
         to: PathBuf,
     },
+    /// Release the app: lock, upload, unpack, link, migrate, switch, restart, health check
+    #[command(after_help = crate::release::RELEASE_HELP)]
+    Release(crate::release::ReleaseArgs),
+    /// Switch every host back to an earlier release, restart and health-check
+    #[command(after_help = crate::release::ROLLBACK_HELP)]
+    Rollback(crate::release::RollbackArgs),
+    /// List every host's releases, marking the current one
+    #[command(after_help = crate::release::RELEASES_HELP)]
+    Releases(crate::release::DeployTarget),
+    /// Run a role's action (ROLE:VERB) on the hosts with that role, as the deploy user
+    #[command(name = "do", after_help = crate::actions::DO_HELP)]
+    Do(crate::actions::DoArgs),
+    /// List every role's actions with their descriptions
+    #[command(after_help = crate::actions::TASKS_HELP)]
+    Tasks(crate::actions::TasksArgs),
 }
 
 /// Runs the command line and returns the exit status.
@@ -157,6 +172,11 @@ pub fn main() -> i32 {
                 }
             }
         }
+        Some(Command::Release(a)) => crate::release::cli_release(a),
+        Some(Command::Rollback(a)) => crate::release::cli_rollback(a),
+        Some(Command::Releases(a)) => crate::release::cli_releases(a),
+        Some(Command::Do(a)) => crate::actions::cli_do(a),
+        Some(Command::Tasks(a)) => crate::actions::cli_tasks(a),
         None => run(cli.run),
     }
 }

@@ -6,6 +6,7 @@
 //! [`transport`] carries scripts to hosts; [`ops`] chains the stages for each command;
 //! [`cli`] parses arguments.
 
+pub mod actions;
 pub mod apply;
 pub mod cli;
 pub mod dbcopy;
@@ -17,6 +18,7 @@ pub mod ops;
 pub mod plan;
 pub mod planner;
 pub mod probe;
+pub mod release;
 pub mod report;
 pub mod resources;
 pub mod roles;

@@ -1,0 +1,1439 @@
+//! The release step (`provision release`), `provision rollback` and `provision releases`:
+//! a Capistrano-style tree `DEPLOY_TO/{releases/TIMESTAMP, shared, current}` on every host
+//! that runs or serves the app.
+//!
+//! A release, in order, each step on every host in parallel, one script per step (so a
+//! release is 4 round trips per host, plus one on the host that runs migrations):
+//!
+//! 1. **Lock + probe.** `DEPLOY_TO/.deploy-lock/` is taken with `mkdir` (atomic) and holds
+//!    `info`: a random token, who, the controller's host name and PID, the start time and an
+//!    expiry. A second release fails at once and names the holder. A lock is stale, and
+//!    taken over, when it is past its expiry (`deploy_lock_ttl`, default 3600 s, longer
+//!    than any release), or when it was taken from this same controller by a PID that no
+//!    longer runs provision (checked here, on the controller, where that PID lives): a
+//!    killed release is recovered at once from the machine it ran on, and after the TTL
+//!    from anywhere. Only the holder's token unlocks.
+//! 2. **Upload + unpack + shared links.** The artifact is stored as
+//!    `DEPLOY_TO/.artifacts/SHA256.tar.gz`; a host that has it (checked with `sha256sum`)
+//!    gets nothing, the others get it inside the script on stdin, base64 in 76-column
+//!    lines, checked again before it is used. Unpacked to `releases/TIMESTAMP.part`, with
+//!    `REVISION`, the shared links (`linked_files`, `linked_dirs`), then renamed.
+//! 3. **Migrations** (`release_migrate`, as the deploy user in the new release) on the one
+//!    host flagged `primary: true` among the release's hosts (else the first puma host).
+//! 4. **Switch + restart + health**, only once every host is prepared: sidekiq is quieted
+//!    (TSTP), `current` switched with a temp link and `mv -T`, then in role order puma gets
+//!    `systemctl reload` (a phased restart, waited for until every worker is new) or a
+//!    start, sidekiq a restart, faye a restart; puma hosts then answer `GET /up` on
+//!    127.0.0.1 with a timeout and retries.
+//! 5. **Finish** (`revisions.log`, keep `keep_releases`, unlock), or on any failed health
+//!    check **roll back** every host to its previous release, restart, unlock, exit 1.
+//!
+//! Services are data: `puma_service`, `sidekiq_units`, `faye_service` from the host's
+//! variables; which roles receive the release is `release_roles`.
+
+use crate::actions::{control_dir, var_list, var_str, Project};
+use crate::error::{Diagnostic, Diagnostics, Location};
+use crate::inventory::Host;
+use crate::shell::{quote, quote_all, sha256_hex};
+use crate::transport::Connection;
+use crate::vars::Secrets;
+use anyhow::{anyhow, bail, Context, Result};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Roles whose hosts receive the release, unless `release_roles` says otherwise.
+pub const DEFAULT_RELEASE_ROLES: [&str; 4] = ["puma", "sidekiq", "faye", "nginx"];
+
+/// Where the code comes from.
+#[derive(Debug, Clone)]
+pub enum Source {
+    /// A directory, packed here (assets already built in it).
+    Dir(PathBuf),
+    /// A .tar.gz made elsewhere.
+    Artifact(PathBuf),
+}
+
+/// What to release, where.
+#[derive(Debug, Clone)]
+pub struct ReleaseOptions {
+    pub inventory: PathBuf,
+    pub limits: Vec<String>,
+    pub extra_vars: Vec<String>,
+    pub forks: usize,
+    pub verbose: bool,
+}
+
+/// One host's release settings, from its variables.
+#[derive(Debug, Clone)]
+pub struct HostCfg {
+    pub deploy_to: String,
+    pub deploy_user: String,
+    pub keep_releases: usize,
+    pub linked_files: Vec<String>,
+    pub linked_dirs: Vec<String>,
+    pub migrate: Option<String>,
+    pub env_file: Option<String>,
+    pub puma: Vec<String>,
+    pub sidekiq: Vec<String>,
+    pub faye: Vec<String>,
+    pub health_url: Option<String>,
+    pub health_retries: u32,
+    pub health_interval: u32,
+    pub health_timeout: u32,
+    pub restart_timeout: u32,
+    pub lock_ttl: u64,
+}
+
+/// A host taking part, with its open connection.
+pub struct Target {
+    pub host: Host,
+    pub cfg: HostCfg,
+    pub secrets: Secrets,
+    pub conn: Connection,
+}
+
+fn num(vars: &serde_yaml::Mapping, name: &str, default: u64, errors: &mut Diagnostics, host: &Host) -> u64 {
+    match var_str(vars, name) {
+        None => default,
+        Some(s) => s.trim().parse().unwrap_or_else(|_| {
+            errors.push(Diagnostic::new(format!("host `{}`: `{name}` must be a whole number, found `{s}`", host.name)));
+            default
+        }),
+    }
+}
+
+fn rel_path_ok(p: &str) -> bool {
+    !p.is_empty() && !p.starts_with('/') && p.split('/').all(|s| !s.is_empty() && s != "." && s != "..")
+}
+
+/// Reads a host's release settings from its variables.
+pub fn host_cfg(project: &Project, host: &Host) -> Result<(HostCfg, Secrets), Diagnostics> {
+    let (vars, secrets) = project.host_vars(host)?;
+    let mut errors = Diagnostics::default();
+    let roles = project.roles.with_dependencies(&host.roles);
+    let has = |r: &str| roles.iter().any(|x| x == r);
+    let deploy_to = var_str(&vars, "deploy_to").unwrap_or_default();
+    if !deploy_to.starts_with('/') || deploy_to.len() < 2 || deploy_to.contains("..") {
+        errors.push(
+            Diagnostic::new(format!("host `{}`: `deploy_to` must be an absolute path, found `{deploy_to}`", host.name))
+                .at(Location::file(&project.inventory.doc.path))
+                .help("set `deploy_to: /var/www/APP` in the inventory's vars or a role's defaults"),
+        );
+    }
+    let deploy_user = var_str(&vars, "deploy_user").unwrap_or_else(|| "deploy".into());
+    let linked_files = var_list(&vars, "linked_files").unwrap_or_else(|| vec!["config/database.yml".into()]);
+    let linked_dirs = var_list(&vars, "linked_dirs").unwrap_or_else(|| vec!["log".into(), "tmp/pids".into(), "tmp/sockets".into()]);
+    for p in linked_files.iter().chain(&linked_dirs) {
+        if !rel_path_ok(p) {
+            errors.push(Diagnostic::new(format!("host `{}`: linked path `{p}` must be relative to the release, without `..`", host.name)));
+        }
+    }
+    let words = |name: &str, default: &str| var_list(&vars, name).unwrap_or_else(|| vec![default.to_string()]);
+    let puma = if has("puma") { words("puma_service", "puma") } else { Vec::new() };
+    let sidekiq = if has("sidekiq") { words("sidekiq_units", "sidekiq") } else { Vec::new() };
+    let faye = if has("faye") { words("faye_service", "faye") } else { Vec::new() };
+    for u in puma.iter().chain(&sidekiq).chain(&faye) {
+        if !u.chars().all(|c| c.is_ascii_alphanumeric() || "-_@.".contains(c)) {
+            errors.push(Diagnostic::new(format!("host `{}`: `{u}` is not a systemd unit name", host.name)));
+        }
+    }
+    let health_url = if has("puma") {
+        let port = var_str(&vars, "puma_port").unwrap_or_else(|| "3000".into());
+        let path = var_str(&vars, "release_health_path").unwrap_or_else(|| "/up".into());
+        Some(format!("http://127.0.0.1:{}{}", port.trim(), path.trim()))
+    } else {
+        None
+    };
+    let cfg = HostCfg {
+        keep_releases: num(&vars, "keep_releases", 5, &mut errors, host).max(1) as usize,
+        health_retries: num(&vars, "release_health_retries", 15, &mut errors, host) as u32,
+        health_interval: num(&vars, "release_health_interval", 2, &mut errors, host) as u32,
+        health_timeout: num(&vars, "release_health_timeout", 5, &mut errors, host).max(1) as u32,
+        restart_timeout: num(&vars, "release_restart_timeout", 120, &mut errors, host).max(1) as u32,
+        lock_ttl: num(&vars, "deploy_lock_ttl", 3600, &mut errors, host).max(60),
+        deploy_to: deploy_to.trim_end_matches('/').to_string(),
+        deploy_user,
+        linked_files,
+        linked_dirs,
+        migrate: var_str(&vars, "release_migrate"),
+        env_file: var_str(&vars, "app_env_file"),
+        puma,
+        sidekiq,
+        faye,
+        health_url,
+    };
+    errors.into_result()?;
+    Ok((cfg, secrets))
+}
+
+/// The hosts that receive releases (after `--limit`), with their settings.
+pub fn release_hosts(project: &Project, limits: &[String]) -> Result<Vec<(Host, HostCfg, Secrets)>, Diagnostics> {
+    let mut errors = Diagnostics::default();
+    let mut out = Vec::new();
+    for host in project.limited(limits)? {
+        let (vars, _) = match project.host_vars(&host) {
+            Ok(v) => v,
+            Err(e) => {
+                errors.0.extend(e.0);
+                continue;
+            }
+        };
+        let wanted = var_list(&vars, "release_roles").unwrap_or_else(|| DEFAULT_RELEASE_ROLES.iter().map(|s| s.to_string()).collect());
+        if !host.roles.iter().any(|r| wanted.contains(r)) {
+            continue;
+        }
+        match host_cfg(project, &host) {
+            Ok((cfg, s)) => out.push((host, cfg, s)),
+            Err(e) => errors.0.extend(e.0),
+        }
+    }
+    errors.into_result()?;
+    if out.is_empty() {
+        return Err(Diagnostic::new(format!(
+            "no inventory host{} has a role that receives releases ({})",
+            if limits.is_empty() { String::new() } else { format!(" within --limit {}", limits.join(",")) },
+            DEFAULT_RELEASE_ROLES.join(", ")
+        ))
+        .at(Location::file(&project.inventory.doc.path))
+        .help("give the app hosts the puma/sidekiq/faye/nginx roles, or set `release_roles`")
+        .into());
+    }
+    let primaries: Vec<&str> = out.iter().filter(|(h, _, _)| h.primary).map(|(h, _, _)| h.name.as_str()).collect();
+    if primaries.len() > 1 {
+        return Err(Diagnostic::new(format!("more than one release host is flagged `primary: true`: {}", primaries.join(", ")))
+            .at(Location::file(&project.inventory.doc.path))
+            .help("flag exactly one host: migrations run there only")
+            .into());
+    }
+    Ok(out)
+}
+
+/// The host that runs migrations: the one flagged primary, else the first puma host.
+pub fn migration_host(targets: &[(Host, HostCfg, Secrets)]) -> Option<usize> {
+    targets
+        .iter()
+        .position(|(h, _, _)| h.primary)
+        .or_else(|| targets.iter().position(|(_, c, _)| !c.puma.is_empty()))
+}
+
+// ------------------------------------------------------------------ artifact
+
+/// A packed artifact in memory.
+pub struct Artifact {
+    pub bytes: Vec<u8>,
+    pub sha256: String,
+    pub revision: String,
+}
+
+/// Packs `--dir` (sorted, owner-neutral, `gzip -n`, so the same tree gives the same
+/// sha256) or reads `--artifact`.
+pub fn artifact(source: &Source, revision: Option<&str>) -> Result<Artifact> {
+    let (bytes, git_dir) = match source {
+        Source::Artifact(p) => {
+            let b = std::fs::read(p).with_context(|| format!("cannot read the artifact {}", p.display()))?;
+            if b.len() < 2 || b[0] != 0x1f || b[1] != 0x8b {
+                bail!("{} is not a gzip file (the artifact must be a .tar.gz)", p.display());
+            }
+            (b, None)
+        }
+        Source::Dir(d) => {
+            if !d.is_dir() {
+                bail!("--dir {}: not a directory", d.display());
+            }
+            let out = std::process::Command::new("tar")
+                .arg("-C")
+                .arg(d)
+                .args(["--sort=name", "--owner=0", "--group=0", "--numeric-owner", "--exclude=./.git", "--exclude=./log", "--exclude=./tmp", "-I", "gzip -n", "-cf", "-", "."])
+                .output()
+                .context("cannot run tar on the controller")?;
+            if !out.status.success() {
+                bail!("packing {} failed: {}", d.display(), String::from_utf8_lossy(&out.stderr).trim());
+            }
+            (out.stdout, Some(d.clone()))
+        }
+    };
+    let sha256 = sha256_hex(&bytes);
+    let revision = match revision {
+        Some(r) => r.to_string(),
+        None => git_dir
+            .and_then(|d| {
+                let o = std::process::Command::new("git").arg("-C").arg(d).args(["rev-parse", "--short", "HEAD"]).output().ok()?;
+                o.status.success().then(|| String::from_utf8_lossy(&o.stdout).trim().to_string())
+            })
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| sha256[..12].to_string()),
+    };
+    if revision.chars().any(|c| c.is_control()) || revision.len() > 200 {
+        bail!("--revision must be one printable line of at most 200 characters");
+    }
+    Ok(Artifact { bytes, sha256, revision })
+}
+
+// ------------------------------------------------------------------ scripts
+
+fn header(cfg: &HostCfg) -> String {
+    format!(
+        "set -u\numask 022\nD={}\nU={}\nif id -u \"$U\" >/dev/null 2>&1; then OWN=\"$U:$U\"; else OWN=root:root; fi\n",
+        quote(&cfg.deploy_to),
+        quote(&cfg.deploy_user)
+    )
+}
+
+/// Lock (or report the holder) and probe: current, releases, whether the artifact is there.
+pub fn lock_script(cfg: &HostCfg, token: &str, who: &str, controller: &str, pid: u32, break_token: &str, sha: Option<&str>) -> String {
+    let mut s = header(cfg);
+    s.push_str(&format!(
+        "L=\"$D/.deploy-lock\"\nnow=$(date +%s)\nmkdir -p \"$D/releases\" \"$D/shared\" \"$D/.artifacts\" || exit 3\nchown \"$OWN\" \"$D\" \"$D/releases\" \"$D/shared\" 2>/dev/null\n\
+take() {{ mkdir \"$L\" 2>/dev/null || return 1; printf '%s\\n' token={token} who={who} controller={controller} pid={pid} started=$now expires=$((now + {ttl})) > \"$L/info\"; }}\n\
+holder() {{ tr '\\n' ' ' < \"$L/info\" 2>/dev/null; }}\n\
+if take; then echo '@@PV lock taken'\n\
+else\n\
+  exp=$(sed -n 's/^expires=//p' \"$L/info\" 2>/dev/null)\n\
+  tok=$(sed -n 's/^token=//p' \"$L/info\" 2>/dev/null)\n\
+  age=$(( now - $(stat -c %Y \"$L\" 2>/dev/null || echo $now) ))\n\
+  stale=no\n\
+  if [ -z \"$exp\" ]; then [ \"$age\" -gt 60 ] && stale=yes; elif [ \"$now\" -gt \"$exp\" ]; then stale=yes; fi\n\
+  if [ -n {brk} ] && [ \"$tok\" = {brk} ]; then stale=yes; fi\n\
+  if [ $stale = yes ]; then old=$(holder); rm -rf \"$L\"; if take; then echo \"@@PV lock recovered $old\"; else echo \"@@PV lock held $(holder)\"; exit 0; fi\n\
+  else echo \"@@PV lock held $(holder)\"; exit 0; fi\n\
+fi\n\
+cur=$(readlink \"$D/current\" 2>/dev/null || true)\n\
+if [ -f \"$D/.pv-pending\" ]; then p=$(head -c 14 \"$D/.pv-pending\"); case \"$p\" in *[!0-9]*|'') ;; *) if [ \"${{cur##*/}}\" != \"$p\" ]; then rm -rf \"$D/releases/$p\" \"$D/releases/$p.part\"; echo \"@@PV orphan $p\"; fi;; esac; rm -f \"$D/.pv-pending\"; fi\n\
+echo \"@@PV current ${{cur##*/}}\"\n\
+for r in $(ls -1 \"$D/releases\" | grep -v '\\.part$' | sort); do echo \"@@PV release $r $(head -c 200 \"$D/releases/$r/REVISION\" 2>/dev/null | head -n 1)\"; done\n",
+        token = quote(token),
+        who = quote(who),
+        controller = quote(controller),
+        ttl = cfg.lock_ttl,
+        brk = quote(break_token),
+    ));
+    if let Some(sha) = sha {
+        s.push_str(&format!(
+            "A=\"$D/.artifacts/{sha}.tar.gz\"\nif [ -f \"$A\" ] && echo \"{sha}  $A\" | sha256sum -c --status; then echo '@@PV have-artifact'; fi\n"
+        ));
+    }
+    s.push_str("echo '@@PV probed'\n");
+    s
+}
+
+/// Removes the lock if (and only if) it is ours.
+pub fn unlock_lines(token: &str) -> String {
+    format!("L=\"$D/.deploy-lock\"\nif [ \"$(sed -n 's/^token=//p' \"$L/info\" 2>/dev/null)\" = {t} ]; then rm -f \"$D/.pv-pending\"; rm -rf \"$L\"; echo '@@PV unlocked'; fi\n", t = quote(token))
+}
+
+/// Upload (when `bytes` is given), unpack to releases/TS, REVISION, shared links.
+pub fn prepare_script(cfg: &HostCfg, ts: &str, art: &Artifact, upload: bool) -> String {
+    let mut s = header(cfg);
+    let sha = &art.sha256;
+    s.push_str(&format!("R=\"$D/releases/{ts}\"\nA=\"$D/.artifacts/{sha}.tar.gz\"\n"));
+    // A run killed before it finishes leaves this: the next run removes that release unless it went live.
+    s.push_str(&format!("echo {ts} > \"$D/.pv-pending\"\n"));
+    if upload {
+        let payload = crate::shell::heredoc_base64(&art.bytes);
+        let body = payload.strip_prefix("<<'PV_EOF'\n").unwrap_or(&payload);
+        s.push_str(&format!("base64 -d > \"$A.part\" <<'PV_EOF' || exit 3\n{body}"));
+        s.push_str(&format!(
+            "if ! echo \"{sha}  $A.part\" | sha256sum -c --status; then echo 'the uploaded artifact does not match its sha256' >&2; rm -f \"$A.part\"; exit 3; fi\nmv -f \"$A.part\" \"$A\" && echo '@@PV uploaded'\n"
+        ));
+    }
+    s.push_str(
+        "if [ -e \"$R\" ]; then echo \"release $R exists already\" >&2; exit 3; fi\nrm -rf \"$R.part\"\nmkdir \"$R.part\" || exit 3\n\
+tar -xzf \"$A\" -C \"$R.part\" --no-same-owner --no-same-permissions 2>\"$R.part.err\" || { cat \"$R.part.err\" >&2; rm -rf \"$R.part\" \"$R.part.err\"; exit 3; }\nrm -f \"$R.part.err\"\n",
+    );
+    s.push_str(&format!("printf '%s\\n' {} > \"$R.part/REVISION\"\nprintf '%s\\n' {sha} > \"$R.part/.pv-artifact\"\n", quote(&art.revision)));
+    for d in &cfg.linked_dirs {
+        let q = quote(d);
+        s.push_str(&format!(
+            "mkdir -p \"$D/shared/\"{q} && chown \"$OWN\" \"$D/shared/\"{q}\nrm -rf \"$R.part/\"{q}\nmkdir -p \"$(dirname \"$R.part/\"{q})\"\nln -s \"$D/shared/\"{q} \"$R.part/\"{q} || exit 3\n"
+        ));
+    }
+    for f in &cfg.linked_files {
+        let q = quote(f);
+        s.push_str(&format!(
+            "[ -e \"$D/shared/\"{q} ] || echo \"@@PV note shared/\"{q}\" does not exist yet (linked anyway)\"\nrm -rf \"$R.part/\"{q}\nmkdir -p \"$(dirname \"$R.part/\"{q})\"\nln -s \"$D/shared/\"{q} \"$R.part/\"{q} || exit 3\n"
+        ));
+    }
+    s.push_str("chown -R \"$OWN\" \"$R.part\" && chmod 0755 \"$R.part\" && mv \"$R.part\" \"$R\" || exit 3\necho '@@PV prepared'\n");
+    s
+}
+
+/// The migration, as the deploy user in the new release, with the app's environment file.
+pub fn migrate_script(cfg: &HostCfg, ts: &str, command: &str) -> String {
+    let mut inner = String::from("set -e\n");
+    if let Some(env) = &cfg.env_file {
+        inner.push_str(&format!("if [ -r {e} ]; then set -a; . {e}; set +a; fi\n", e = quote(env)));
+    }
+    inner.push_str(&format!("cd {}\n{command}\n", quote(&format!("{}/releases/{ts}", cfg.deploy_to))));
+    let mut s = header(cfg);
+    s.push_str("PV_TMP=$(mktemp -d /tmp/.pv-migrate.XXXXXX) || exit 3\nchmod 0755 \"$PV_TMP\"\ntrap 'rm -rf \"$PV_TMP\"' EXIT\n");
+    let payload = crate::shell::heredoc_base64(inner.as_bytes());
+    let body = payload.strip_prefix("<<'PV_EOF'\n").unwrap_or(&payload);
+    s.push_str(&format!("base64 -d > \"$PV_TMP/m\" <<'PV_EOF' || exit 3\n{body}chmod 0644 \"$PV_TMP/m\"\ncd /\n"));
+    s.push_str("if [ \"$OWN\" = root:root ]; then sh \"$PV_TMP/m\"; else runuser -u \"$U\" -- sh \"$PV_TMP/m\"; fi\n");
+    s
+}
+
+/// Quiet sidekiq, switch `current` to releases/`to`, restart in role order, and check health.
+pub fn switch_script(cfg: &HostCfg, to: &str, health: bool) -> String {
+    let mut s = header(cfg);
+    s.push_str("fail() { echo \"@@PV failed $*\"; exit 4; }\n");
+    if !cfg.sidekiq.is_empty() {
+        s.push_str(&format!(
+            "for u in {}; do if systemctl is-active --quiet \"$u\"; then systemctl kill --kill-who=main -s TSTP \"$u\" && echo \"@@PV step $u quieted (TSTP)\"; fi; done\n",
+            quote_all(&cfg.sidekiq)
+        ));
+    }
+    s.push_str(&format!(
+        "[ -d \"$D/releases/\"{to} ] || fail \"release {to} is not on this host\"\n\
+ln -sfn \"$D/releases/\"{to} \"$D/.current.tmp\" && mv -T \"$D/.current.tmp\" \"$D/current\" || fail 'cannot switch current'\n\
+chown -h \"$OWN\" \"$D/current\" 2>/dev/null\necho \"@@PV step current -> releases/\"{to}\n",
+        to = quote(to)
+    ));
+    // puma: phased restart (reload), or a start when it is not running.
+    for p in &cfg.puma {
+        let q = quote(p);
+        s.push_str(&format!(
+            "if systemctl is-active --quiet {q}; then\n\
+  pid=$(systemctl show -p MainPID --value {q}); oldpids=\" $(pgrep -P \"$pid\" | tr '\\n' ' ') \"; before=$(pgrep -P \"$pid\" | wc -l); t0=$(date +%s)\n\
+  systemctl reload {q} || fail '{p}: systemctl reload failed'\n\
+  n=0; while :; do\n\
+    pid=$(systemctl show -p MainPID --value {q}); cnt=0; old=0\n\
+    for c in $(pgrep -P \"$pid\"); do cnt=$((cnt+1)); case \"$oldpids\" in *\" $c \"*) old=$((old+1));; esac; done\n\
+    [ \"$cnt\" -ge \"$before\" ] && [ \"$old\" -eq 0 ] && break\n\
+    n=$((n+1)); [ $n -gt {rt} ] && fail '{p}: the phased restart did not replace every worker within {rt} s'\n\
+    sleep 1\n\
+  done\n\
+  echo \"@@PV step {p} phased restart ($cnt workers replaced in $(( $(date +%s) - t0 )) s)\"\n\
+else\n\
+  systemctl start {q} || fail '{p}: systemctl start failed'\n\
+  echo '@@PV step {p} started (it was not running)'\n\
+fi\n",
+            rt = cfg.restart_timeout
+        ));
+    }
+    for u in &cfg.sidekiq {
+        let q = quote(u);
+        s.push_str(&format!("systemctl restart {q} || fail '{u}: restart failed'\necho '@@PV step {u} restarted'\n"));
+    }
+    for f in &cfg.faye {
+        let q = quote(f);
+        s.push_str(&format!("systemctl restart {q} || fail '{f}: restart failed'\necho '@@PV step {f} restarted'\n"));
+    }
+    if let (true, Some(url)) = (health, &cfg.health_url) {
+        s.push_str(&health_lines(url, cfg.health_retries, cfg.health_interval, cfg.health_timeout));
+    }
+    s.push_str("echo '@@PV switched'\n");
+    s
+}
+
+/// GET `url` on the host until 2xx, at most `retries` tries. curl if present, else bash's
+/// /dev/tcp (the URL is always http://127.0.0.1:PORT/PATH).
+fn health_lines(url: &str, retries: u32, interval: u32, timeout: u32) -> String {
+    let rest = url.trim_start_matches("http://");
+    let (hostport, path) = rest.split_once('/').map(|(h, p)| (h, format!("/{p}"))).unwrap_or((rest, "/".into()));
+    let (h, port) = hostport.split_once(':').unwrap_or((hostport, "80"));
+    let bash_get = format!(
+        "timeout {timeout} bash -c 'exec 3<>/dev/tcp/{h}/{port} && printf \"GET {path} HTTP/1.0\\r\\nHost: {h}\\r\\n\\r\\n\" >&3 && head -n 1 <&3' 2>/dev/null | grep -q \"^HTTP/1\\.[01] 2\""
+    );
+    format!(
+        "i=0; t0=$(date +%s)\nwhile :; do\n\
+  i=$((i+1))\n\
+  if command -v curl >/dev/null 2>&1; then code=$(curl -s -o /dev/null -w '%{{http_code}}' -m {timeout} {u} || true); case \"$code\" in 2??) ok=yes;; *) ok=no;; esac\n\
+  else code=tcp; if {bash_get}; then ok=yes; else ok=no; fi; fi\n\
+  if [ $ok = yes ]; then echo \"@@PV healthy GET {u} answered $code (try $i, $(( $(date +%s) - t0 )) s)\"; break; fi\n\
+  if [ $i -ge {retries} ]; then echo \"@@PV unhealthy GET {u} answered ${{code:-nothing}} after $i tries\"; exit 5; fi\n\
+  sleep {interval}\n\
+done\n",
+        u = quote(url),
+        retries = retries.max(1),
+    )
+}
+
+/// Revisions log, cleanup of old releases and artifacts, unlock.
+pub fn finish_script(cfg: &HostCfg, token: &str, log_line: &str, cleanup: bool) -> String {
+    let mut s = header(cfg);
+    s.push_str(&format!("printf '%s\\n' {} >> \"$D/revisions.log\"\nchown \"$OWN\" \"$D/revisions.log\" 2>/dev/null\n", quote(log_line)));
+    if cleanup {
+        s.push_str(&format!(
+            "cur=$(readlink \"$D/current\" 2>/dev/null || true); cur=${{cur##*/}}\nn=0\n\
+for r in $(ls -1 \"$D/releases\" | grep -E '^[0-9]{{14}}$' | sort -r); do n=$((n+1)); if [ $n -gt {keep} ] && [ \"$r\" != \"$cur\" ]; then rm -rf \"$D/releases/$r\" && echo \"@@PV removed $r\"; fi; done\n\
+for a in \"$D\"/.artifacts/*.tar.gz; do [ -e \"$a\" ] || continue; s=$(basename \"$a\" .tar.gz); cat \"$D\"/releases/*/.pv-artifact 2>/dev/null | grep -qx \"$s\" || rm -f \"$a\"; done\n",
+            keep = cfg.keep_releases
+        ));
+    }
+    s.push_str(&unlock_lines(token));
+    s
+}
+
+/// After a failure before the switch: remove the half-made release, unlock.
+pub fn abort_script(cfg: &HostCfg, token: &str, ts: Option<&str>) -> String {
+    let mut s = header(cfg);
+    if let Some(ts) = ts {
+        s.push_str(&format!(
+            "cur=$(readlink \"$D/current\" 2>/dev/null || true)\nif [ \"${{cur##*/}}\" != {t} ]; then rm -rf \"$D/releases/\"{t} \"$D/releases/\"{t}.part; fi\n",
+            t = quote(ts)
+        ));
+    }
+    s.push_str(&unlock_lines(token));
+    s
+}
+
+/// Lists releases and the current one.
+pub fn list_script(cfg: &HostCfg) -> String {
+    let mut s = header(cfg);
+    s.push_str(
+        "cur=$(readlink \"$D/current\" 2>/dev/null || true)\necho \"@@PV current ${cur##*/}\"\n\
+[ -d \"$D/releases\" ] && for r in $(ls -1 \"$D/releases\" | grep -v '\\.part$' | sort); do echo \"@@PV release $r $(head -c 200 \"$D/releases/$r/REVISION\" 2>/dev/null | head -n 1)\"; done\n\
+[ -f \"$D/.deploy-lock/info\" ] && echo \"@@PV locked $(tr '\\n' ' ' < \"$D/.deploy-lock/info\")\"\necho '@@PV probed'\n",
+    );
+    s
+}
+
+// ------------------------------------------------------------------ running
+
+/// What one script printed, split into `@@PV` markers and other lines.
+#[derive(Debug, Default, Clone)]
+pub struct Out {
+    pub status: Option<i32>,
+    pub marks: Vec<String>,
+    pub other: Vec<String>,
+    pub stderr: String,
+}
+
+impl Out {
+    pub fn mark(&self, key: &str) -> Option<&str> {
+        self.marks.iter().find_map(|m| m.strip_prefix(key).map(|r| r.trim_start()))
+    }
+    pub fn marks_of<'a>(&'a self, key: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.marks.iter().filter_map(move |m| m.strip_prefix(key).map(|r| r.trim_start()))
+    }
+    pub fn why(&self) -> String {
+        if let Some(f) = self.mark("failed").or_else(|| self.mark("unhealthy")) {
+            return f.to_string();
+        }
+        let mut parts: Vec<String> = self.other.iter().rev().take(5).rev().cloned().collect();
+        parts.extend(self.stderr.lines().rev().take(5).collect::<Vec<_>>().into_iter().rev().map(String::from));
+        format!("exit status {}: {}", self.status.map(|s| s.to_string()).unwrap_or_else(|| "(killed)".into()), parts.join(" | "))
+    }
+}
+
+async fn run(t: &Target, script: &str, timeout: Duration, echo: bool) -> Result<Out> {
+    let mut out = Out::default();
+    let name = t.host.name.clone();
+    let secrets = t.secrets.clone();
+    let (status, stderr) = t
+        .conn
+        .run_script_streaming(script, timeout, |line| {
+            if let Some(m) = line.strip_prefix("@@PV ") {
+                out.marks.push(secrets.redact(m));
+            } else {
+                if echo {
+                    println!("  {name}: {}", secrets.redact(line));
+                }
+                out.other.push(secrets.redact(line));
+            }
+        })
+        .await
+        .map_err(|e| anyhow!("{}", t.secrets.redact(&format!("{e:#}"))))?;
+    out.status = status;
+    out.stderr = t.secrets.redact(&stderr);
+    if echo {
+        for l in out.stderr.lines() {
+            println!("  {name}: {l}");
+        }
+    }
+    Ok(out)
+}
+
+/// Runs one script per target (None: skip) in parallel, at most `forks` at once.
+async fn phase(targets: &Arc<Vec<Target>>, scripts: Vec<Option<String>>, timeout: Duration, forks: usize) -> Vec<Option<Result<Out>>> {
+    let sem = Arc::new(tokio::sync::Semaphore::new(forks.max(1)));
+    let mut set = tokio::task::JoinSet::new();
+    for (i, s) in scripts.into_iter().enumerate() {
+        let Some(s) = s else { continue };
+        let targets = targets.clone();
+        let sem = sem.clone();
+        set.spawn(async move {
+            let _p = sem.acquire_owned().await;
+            match targets.get(i) {
+                Some(t) => (i, run(t, &s, timeout, false).await),
+                None => (i, Err(anyhow!("internal error: no target {i}"))),
+            }
+        });
+    }
+    let mut out: Vec<Option<Result<Out>>> = (0..targets.len()).map(|_| None).collect();
+    while let Some(r) = set.join_next().await {
+        match r {
+            Ok((i, res)) => {
+                if let Some(slot) = out.get_mut(i) {
+                    *slot = Some(res);
+                }
+            }
+            Err(e) => eprintln!("internal error: a host task panicked: {e}"),
+        }
+    }
+    out
+}
+
+async fn connect_all(project: &Project, hosts: Vec<(Host, HostCfg, Secrets)>, dir: &Path, forks: usize) -> Result<Vec<Target>> {
+    let ssh = Arc::new(project.inventory.ssh.clone());
+    let sem = Arc::new(tokio::sync::Semaphore::new(forks.max(1)));
+    let mut set = tokio::task::JoinSet::new();
+    for (i, (host, cfg, secrets)) in hosts.into_iter().enumerate() {
+        let ssh = ssh.clone();
+        let sem = sem.clone();
+        let dir = dir.to_path_buf();
+        set.spawn(async move {
+            let _p = sem.acquire_owned().await;
+            let c = Connection::connect(&host, &ssh, &dir, false).await;
+            (i, host, cfg, secrets, c)
+        });
+    }
+    let mut ok = Vec::new();
+    let mut errors = Vec::new();
+    while let Some(r) = set.join_next().await {
+        let (i, host, cfg, secrets, c) = r.map_err(|e| anyhow!("internal error: {e}"))?;
+        match c {
+            Ok(conn) => ok.push((i, Target { host, cfg, secrets, conn })),
+            Err(e) => errors.push(format!("{}: {}", host.name, secrets.redact(&format!("{e:#}")))),
+        }
+    }
+    if !errors.is_empty() {
+        for (_, t) in ok {
+            t.conn.close().await;
+        }
+        bail!("cannot connect, nothing was changed:\n  {}", errors.join("\n  "));
+    }
+    ok.sort_by_key(|(i, _)| *i);
+    Ok(ok.into_iter().map(|(_, t)| t).collect())
+}
+
+async fn close_all(targets: Arc<Vec<Target>>) {
+    if let Ok(ts) = Arc::try_unwrap(targets) {
+        for t in ts {
+            t.conn.close().await;
+        }
+    }
+}
+
+fn controller_name() -> String {
+    std::fs::read_to_string("/etc/hostname").map(|s| s.trim().to_string()).ok().filter(|s| !s.is_empty()).unwrap_or_else(|| "controller".into())
+}
+
+fn utc_stamp() -> Result<String> {
+    let o = std::process::Command::new("date").args(["-u", "+%Y%m%d%H%M%S"]).output().context("cannot run date")?;
+    let s = String::from_utf8_lossy(&o.stdout).trim().to_string();
+    if s.len() != 14 || !s.chars().all(|c| c.is_ascii_digit()) {
+        bail!("`date -u +%Y%m%d%H%M%S` gave `{s}`");
+    }
+    Ok(s)
+}
+
+fn iso_now() -> String {
+    std::process::Command::new("date")
+        .args(["-u", "+%Y-%m-%dT%H:%M:%SZ"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default()
+}
+
+fn random_token() -> String {
+    let mut seed = format!("{:?}{}{:?}", std::time::SystemTime::now(), std::process::id(), std::thread::current().id());
+    if let Ok(b) = std::fs::read("/proc/sys/kernel/random/uuid") {
+        seed.push_str(&String::from_utf8_lossy(&b));
+    }
+    sha256_hex(seed.as_bytes())[..16].to_string()
+}
+
+/// Whether a lock holder's info names a provision process on this controller that is gone.
+fn holder_is_dead_here(info: &str, controller: &str) -> Option<String> {
+    let get = |k: &str| info.split_whitespace().find_map(|w| w.strip_prefix(&format!("{k}=")).map(String::from));
+    let (c, pid, tok) = (get("controller")?, get("pid")?, get("token")?);
+    if c != controller {
+        return None;
+    }
+    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+    if comm.trim() == "provision" {
+        None
+    } else {
+        Some(tok)
+    }
+}
+
+fn epoch_utc(secs: &str) -> String {
+    std::process::Command::new("date")
+        .args(["-u", "-d", &format!("@{}", secs.trim()), "+%Y-%m-%dT%H:%M:%SZ"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_else(|| secs.to_string())
+}
+
+/// A lock's info (`key=value ...`) for people: who, which process where, since when.
+pub fn describe_holder(info: &str) -> String {
+    let get = |k: &str| info.split_whitespace().find_map(|w| w.strip_prefix(&format!("{k}=")).map(String::from));
+    match (get("who"), get("pid"), get("controller"), get("started"), get("expires")) {
+        (Some(who), Some(pid), Some(ctl), Some(started), Some(exp)) if started.chars().all(|c| c.is_ascii_digit()) => format!(
+            "{who} (provision pid {pid} on {ctl}) since {}; stale after {} or once that process is gone",
+            epoch_utc(&started),
+            epoch_utc(&exp)
+        ),
+        _ => info.trim().to_string(),
+    }
+}
+
+/// "a b c: what" lines, hosts grouped by what was said about them.
+fn grouped(items: Vec<(String, String)>) -> Vec<String> {
+    let mut groups: Vec<(String, Vec<String>)> = Vec::new();
+    for (host, what) in items {
+        match groups.iter_mut().find(|(w, _)| *w == what) {
+            Some((_, hosts)) => hosts.push(host),
+            None => groups.push((what, vec![host])),
+        }
+    }
+    groups.into_iter().map(|(what, hosts)| format!("{}: {what}", hosts.join(" "))).collect()
+}
+
+/// Takes the lock on every target, recovering locks left by dead runs of this controller.
+/// On a held lock, releases the ones taken and fails naming the holder.
+async fn lock_all(targets: &Arc<Vec<Target>>, token: &str, who: &str, sha: Option<&str>, forks: usize) -> Result<Vec<Out>> {
+    let controller = controller_name();
+    let pid = std::process::id();
+    let scripts = targets.iter().map(|t| Some(lock_script(&t.cfg, token, who, &controller, pid, "", sha))).collect();
+    let mut results = phase(targets, scripts, Duration::from_secs(120), forks).await;
+    // Locks of dead runs from this controller: break them by their token.
+    let mut retry: Vec<Option<String>> = vec![None; targets.len()];
+    let mut notes = Vec::new();
+    for (i, r) in results.iter().enumerate() {
+        if let Some(Ok(o)) = r {
+            if let Some(info) = o.mark("lock held") {
+                if let (Some(tok), Some(t)) = (holder_is_dead_here(info, &controller), targets.get(i)) {
+                    notes.push((t.host.name.clone(), format!("the deploy lock of a run that is gone ({}) is stale: taking it over", describe_holder(info))));
+                    retry[i] = Some(lock_script(&t.cfg, token, who, &controller, pid, &tok, sha));
+                }
+            }
+        }
+    }
+    for l in grouped(notes) {
+        println!("  {l}");
+    }
+    let broken: Vec<bool> = retry.iter().map(Option::is_some).collect();
+    if retry.iter().any(Option::is_some) {
+        let again = phase(targets, retry, Duration::from_secs(120), forks).await;
+        for (i, r) in again.into_iter().enumerate() {
+            if r.is_some() {
+                results[i] = r;
+            }
+        }
+    }
+    let mut outs = Vec::new();
+    let mut problems = Vec::new();
+    let mut recovered = Vec::new();
+    let mut taken = vec![false; targets.len()];
+    for (i, r) in results.into_iter().enumerate() {
+        let name = targets.get(i).map(|t| t.host.name.clone()).unwrap_or_default();
+        match r {
+            Some(Ok(o)) if o.mark("probed").is_some() => {
+                taken[i] = true;
+                if let (Some(old), false) = (o.mark("lock recovered"), broken[i]) {
+                    recovered.push((name.clone(), format!("recovered a stale deploy lock ({})", describe_holder(old))));
+                }
+                if let Some(orphan) = o.mark("orphan") {
+                    recovered.push((name.clone(), format!("removed releases/{orphan}, left unfinished by a run that died")));
+                }
+                outs.push(o);
+            }
+            Some(Ok(o)) if o.mark("lock held").is_some() => {
+                taken[i] = o.mark("lock taken").is_some() || o.mark("lock recovered").is_some();
+                problems.push((name.clone(), format!("another release holds the deploy lock: {}", describe_holder(o.mark("lock held").unwrap_or_default()))));
+                outs.push(o);
+            }
+            Some(Ok(o)) => {
+                taken[i] = o.mark("lock taken").is_some() || o.mark("lock recovered").is_some();
+                problems.push((name.clone(), o.why()));
+                outs.push(o);
+            }
+            Some(Err(e)) => {
+                problems.push((name.clone(), format!("{e:#}")));
+                outs.push(Out::default());
+            }
+            None => outs.push(Out::default()),
+        }
+    }
+    for l in grouped(recovered) {
+        println!("  {l}");
+    }
+    if !problems.is_empty() {
+        let scripts = targets.iter().enumerate().map(|(i, t)| taken[i].then(|| format!("{}{}", header(&t.cfg), unlock_lines(token)))).collect();
+        phase(targets, scripts, Duration::from_secs(60), forks).await;
+        bail!("{}\nnothing was changed", grouped(problems).join("\n"));
+    }
+    Ok(outs)
+}
+
+fn is_stamp(n: &str) -> bool {
+    n.len() == 14 && n.chars().all(|c| c.is_ascii_digit())
+}
+
+/// Releases of a host from its probe: (name, revision), oldest first, and the current one.
+fn releases_of(o: &Out) -> (Vec<(String, String)>, String) {
+    let mut list: Vec<(String, String)> = o
+        .marks_of("release")
+        .map(|r| {
+            let (n, rev) = r.split_once(' ').unwrap_or((r, ""));
+            (n.to_string(), rev.trim().to_string())
+        })
+        .collect();
+    // Releases not named by a timestamp (made by hand or by another tool) count as oldest.
+    list.sort_by_key(|(n, _)| (is_stamp(n), n.clone()));
+    (list, o.mark("current").unwrap_or_default().trim().to_string())
+}
+
+/// Outcome of `provision release`.
+pub struct ReleaseReport {
+    pub release: String,
+    pub ok: bool,
+    pub rolled_back: bool,
+}
+
+/// Runs `provision release`. Ok(report) when it ran to an end (with or without rollback);
+/// Err for failures that changed nothing or could not be cleaned up.
+pub async fn release(opts: &ReleaseOptions, source: &Source, revision: Option<&str>) -> Result<ReleaseReport> {
+    let t_start = Instant::now();
+    let project = Project::load(&opts.inventory, &opts.extra_vars).map_err(|e| anyhow!("{e}"))?;
+    let hosts = release_hosts(&project, &opts.limits).map_err(|e| anyhow!("{e}"))?;
+    let mut secrets = Secrets::default();
+    for (_, _, s) in &hosts {
+        secrets.merge(s);
+    }
+    let host_list: Vec<Host> = hosts.iter().map(|(h, _, _)| h.clone()).collect();
+    project.preflight(&host_list, &secrets).map_err(|e| anyhow!("{e}"))?;
+    // The migration host is chosen among all release hosts, so that --limit never moves
+    // migrations to another host: a limit that leaves it out runs none.
+    let migrate_name = if opts.limits.is_empty() {
+        migration_host(&hosts).and_then(|i| hosts.get(i)).map(|(h, _, _)| h.name.clone())
+    } else {
+        let all = release_hosts(&project, &[]).map_err(|e| anyhow!("{e}"))?;
+        migration_host(&all).and_then(|i| all.get(i)).map(|(h, _, _)| h.name.clone())
+    };
+    let migrate_at = hosts.iter().position(|(h, c, _)| Some(&h.name) == migrate_name.as_ref() && c.migrate.is_some());
+    if migrate_at.is_none() && !opts.limits.is_empty() {
+        if let Some(n) = &migrate_name {
+            println!("note: migrations run on {n} only, which --limit leaves out: none will run");
+        }
+    }
+    let art = artifact(source, revision)?;
+    println!(
+        "release of revision {} (artifact sha256 {}, {} KiB) to {} hosts: {}",
+        art.revision,
+        &art.sha256[..12],
+        art.bytes.len().div_ceil(1024),
+        hosts.len(),
+        host_list.iter().map(|h| h.name.as_str()).collect::<Vec<_>>().join(" ")
+    );
+    let dir = control_dir()?;
+    let forks = opts.forks;
+    let targets = Arc::new(connect_all(&project, hosts, dir.path(), forks).await?);
+    let token = random_token();
+    let who = format!("{}@{}", std::env::var("USER").unwrap_or_else(|_| "root".into()), controller_name());
+    let result = release_locked(&targets, &token, &who, &art, migrate_at, forks, opts.verbose).await;
+    if opts.verbose {
+        for t in targets.iter() {
+            println!("  {}: {} round trips", t.host.name, t.conn.round_trips());
+        }
+    }
+    close_all(targets).await;
+    let r = result?;
+    println!("{} in {:.1} s", if r.ok { "released" } else { "release failed" }, t_start.elapsed().as_secs_f64());
+    Ok(r)
+}
+
+async fn release_locked(targets: &Arc<Vec<Target>>, token: &str, who: &str, art: &Artifact, migrate_at: Option<usize>, forks: usize, verbose: bool) -> Result<ReleaseReport> {
+    // 1. lock + probe
+    let probes = lock_all(targets, token, who, Some(&art.sha256), forks).await?;
+    println!("[1/8] deploy lock taken on {} hosts", targets.len());
+    let mut ts = utc_stamp()?;
+    let newest = probes.iter().flat_map(|o| releases_of(o).0.into_iter().map(|(n, _)| n)).filter(|n| is_stamp(n)).max();
+    if let Some(n) = newest {
+        if n >= ts {
+            // Two releases in one second, or a clock behind the hosts' newest: one past it.
+            ts = (n.parse::<u64>().unwrap_or(0) + 1).to_string();
+        }
+    }
+    let previous: Vec<String> = probes.iter().map(|o| releases_of(o).1).collect();
+
+    let abort = |why: String, ts: Option<String>| async move {
+        let scripts = targets.iter().map(|t| Some(abort_script(&t.cfg, token, ts.as_deref()))).collect();
+        phase(targets, scripts, Duration::from_secs(120), forks).await;
+        anyhow!("{why}\nthe release was removed again and the lock released; `current` was not changed on any host")
+    };
+
+    // 2-3. upload, unpack, shared links
+    let t = Instant::now();
+    let scripts: Vec<Option<String>> = targets.iter().zip(&probes).map(|(tg, p)| Some(prepare_script(&tg.cfg, &ts, art, p.mark("have-artifact").is_none()))).collect();
+    let uploaded: Vec<String> = targets.iter().zip(&probes).filter(|(_, p)| p.mark("have-artifact").is_none()).map(|(t, _)| t.host.name.clone()).collect();
+    let prepared = phase(targets, scripts, Duration::from_secs(1800), forks).await;
+    let mut failures = Vec::new();
+    for (i, r) in prepared.iter().enumerate() {
+        let name = &targets[i].host.name;
+        match r {
+            Some(Ok(o)) if o.mark("prepared").is_some() => {
+                for n in o.marks_of("note") {
+                    println!("  {name}: note: {n}");
+                }
+            }
+            Some(Ok(o)) => failures.push(format!("{name}: {}", o.why())),
+            Some(Err(e)) => failures.push(format!("{name}: {e:#}")),
+            None => failures.push(format!("{name}: not run")),
+        }
+    }
+    println!(
+        "[2/8] artifact uploaded to {} ({} already had it); unpacked to releases/{ts} in {} ms",
+        if uploaded.is_empty() { "no host".to_string() } else { uploaded.join(" ") },
+        targets.len() - uploaded.len(),
+        t.elapsed().as_millis()
+    );
+    if !failures.is_empty() {
+        return Err(abort(format!("preparing the release failed:\n  {}", failures.join("\n  ")), Some(ts.clone())).await);
+    }
+    let cfg0 = &targets[0].cfg;
+    println!("[3/8] shared links: {}", cfg0.linked_files.iter().chain(&cfg0.linked_dirs).cloned().collect::<Vec<_>>().join(" "));
+
+    // 4. migrations on the one primary
+    match migrate_at.and_then(|i| targets.get(i)) {
+        Some(t) => {
+            let cmd = t.cfg.migrate.clone().unwrap_or_default();
+            println!("[4/8] migrations on {} (primary): {}", t.host.name, t.secrets.redact(&cmd));
+            let o = run(t, &migrate_script(&t.cfg, &ts, &cmd), Duration::from_secs(3600), true).await;
+            match o {
+                Ok(o) if o.status == Some(0) => {}
+                Ok(o) => return Err(abort(format!("the migration failed on {}: {}", t.host.name, o.why()), Some(ts.clone())).await),
+                Err(e) => return Err(abort(format!("the migration failed on {}: {e:#}", t.host.name), Some(ts.clone())).await),
+            }
+        }
+        None => println!("[4/8] migrations: none (no `release_migrate` for the primary host, or --limit leaves it out)"),
+    }
+
+    // 5-7. switch, restart, health: on every host, only now that all are prepared
+    let t = Instant::now();
+    let scripts = targets.iter().map(|tg| Some(switch_script(&tg.cfg, &ts, true))).collect();
+    let switched = phase(targets, scripts, Duration::from_secs(900), forks).await;
+    let mut failures = Vec::new();
+    for (i, r) in switched.iter().enumerate() {
+        let name = &targets[i].host.name;
+        match r {
+            Some(Ok(o)) => {
+                for s in o.marks_of("step") {
+                    if verbose || !s.starts_with("current") {
+                        println!("  {name}: {s}");
+                    }
+                }
+                if let Some(h) = o.mark("healthy") {
+                    println!("  {name}: healthy: {h}");
+                }
+                if o.mark("switched").is_none() {
+                    failures.push(format!("{name}: {}", o.why()));
+                }
+            }
+            Some(Err(e)) => failures.push(format!("{name}: {e:#}")),
+            None => failures.push(format!("{name}: not run")),
+        }
+    }
+    println!("[5-7/8] current -> releases/{ts} on {} hosts, restarted, health checked in {} ms", targets.len(), t.elapsed().as_millis());
+    if !failures.is_empty() {
+        println!("release {ts} FAILED:\n  {}", failures.join("\n  "));
+        println!("rolling back every host to its previous release");
+        let scripts = targets
+            .iter()
+            .zip(&previous)
+            .map(|(tg, prev)| {
+                if prev.is_empty() {
+                    return Some(format!("{}echo '@@PV failed no previous release to return to'\n", header(&tg.cfg)));
+                }
+                let mut s = switch_script(&tg.cfg, prev, true);
+                s.push_str(&format!("rm -rf \"$D/releases/\"{}\n", quote(&ts)));
+                Some(s)
+            })
+            .collect();
+        let back = phase(targets, scripts, Duration::from_secs(900), forks).await;
+        let mut rb_fail = Vec::new();
+        for (i, r) in back.iter().enumerate() {
+            let name = &targets[i].host.name;
+            match r {
+                Some(Ok(o)) if o.mark("switched").is_some() => println!("  {name}: back on releases/{}", previous[i]),
+                Some(Ok(o)) => rb_fail.push(format!("{name}: {}", o.why())),
+                Some(Err(e)) => rb_fail.push(format!("{name}: {e:#}")),
+                None => {}
+            }
+        }
+        let line = format!("{} release {ts} (revision {}) failed its health check by {who}; rolled back", iso_now(), art.revision);
+        let scripts = targets.iter().map(|tg| Some(finish_script(&tg.cfg, token, &line, false))).collect();
+        phase(targets, scripts, Duration::from_secs(120), forks).await;
+        if !rb_fail.is_empty() {
+            println!("ROLLBACK FAILED on:\n  {}", rb_fail.join("\n  "));
+        } else {
+            println!("rolled back: every host is on its previous release again");
+        }
+        return Ok(ReleaseReport { release: ts, ok: false, rolled_back: rb_fail.is_empty() });
+    }
+
+    // 8. revisions log, cleanup, unlock
+    let line = format!("{} release {ts} (revision {}, sha256 {}) deployed by {who}", iso_now(), art.revision, art.sha256);
+    let scripts = targets.iter().map(|tg| Some(finish_script(&tg.cfg, token, &line, true))).collect();
+    let finished = phase(targets, scripts, Duration::from_secs(300), forks).await;
+    let mut removed = 0;
+    for (i, r) in finished.iter().enumerate() {
+        match r {
+            Some(Ok(o)) => removed += o.marks_of("removed").count(),
+            Some(Err(e)) => println!("  {}: finishing failed: {e:#}", targets[i].host.name),
+            None => {}
+        }
+    }
+    println!("[8/8] revisions.log appended; {removed} old release dir(s) removed (keep_releases {})", targets[0].cfg.keep_releases);
+    Ok(ReleaseReport { release: ts, ok: true, rolled_back: false })
+}
+
+/// `provision rollback [--to RELEASE]`: every host back to RELEASE (default: the release
+/// before its current one), restarted and health-checked. Returns whether all went well.
+pub async fn rollback(opts: &ReleaseOptions, to: Option<&str>) -> Result<bool> {
+    let t_start = Instant::now();
+    let project = Project::load(&opts.inventory, &opts.extra_vars).map_err(|e| anyhow!("{e}"))?;
+    let hosts = release_hosts(&project, &opts.limits).map_err(|e| anyhow!("{e}"))?;
+    let mut secrets = Secrets::default();
+    for (_, _, s) in &hosts {
+        secrets.merge(s);
+    }
+    project.preflight(&hosts.iter().map(|(h, _, _)| h.clone()).collect::<Vec<_>>(), &secrets).map_err(|e| anyhow!("{e}"))?;
+    if let Some(t) = to {
+        if t.is_empty() || t.contains('/') || t.starts_with('.') {
+            bail!("--to {t}: give a release name as `provision releases` lists it");
+        }
+    }
+    let dir = control_dir()?;
+    let targets = Arc::new(connect_all(&project, hosts, dir.path(), opts.forks).await?);
+    let token = random_token();
+    let who = format!("{}@{}", std::env::var("USER").unwrap_or_else(|_| "root".into()), controller_name());
+    let res = async {
+        let probes = lock_all(&targets, &token, &who, None, opts.forks).await?;
+        let mut dest = Vec::new();
+        let mut problems = Vec::new();
+        for (t, p) in targets.iter().zip(&probes) {
+            let (list, cur) = releases_of(p);
+            let names: Vec<&str> = list.iter().map(|(n, _)| n.as_str()).collect();
+            let d = match to {
+                Some(t) if names.contains(&t) => Some(t.to_string()),
+                Some(want) => {
+                    problems.push(format!("{}: has no release {want} (it has: {})", t.host.name, names.join(" ")));
+                    None
+                }
+                None => match names.iter().position(|n| *n == cur) {
+                    Some(i) if i > 0 => Some(names[i - 1].to_string()),
+                    _ => {
+                        problems.push(format!("{}: no release before the current one ({})", t.host.name, if cur.is_empty() { "none" } else { &cur }));
+                        None
+                    }
+                },
+            };
+            dest.push(d.unwrap_or_default());
+        }
+        if !problems.is_empty() {
+            let scripts = targets.iter().map(|t| Some(abort_script(&t.cfg, &token, None))).collect();
+            phase(&targets, scripts, Duration::from_secs(60), opts.forks).await;
+            bail!("cannot roll back, nothing was changed:\n  {}", problems.join("\n  "));
+        }
+        let scripts = targets.iter().zip(&dest).map(|(t, d)| Some(switch_script(&t.cfg, d, true))).collect();
+        let out = phase(&targets, scripts, Duration::from_secs(900), opts.forks).await;
+        let mut ok = true;
+        for (i, r) in out.iter().enumerate() {
+            let name = &targets[i].host.name;
+            match r {
+                Some(Ok(o)) if o.mark("switched").is_some() => {
+                    println!("{name}: current -> releases/{}", dest[i]);
+                    for s in o.marks_of("step").filter(|s| !s.starts_with("current")) {
+                        println!("  {name}: {s}");
+                    }
+                    if let Some(h) = o.mark("healthy") {
+                        println!("  {name}: healthy: {h}");
+                    }
+                }
+                Some(Ok(o)) => {
+                    ok = false;
+                    println!("{name}: FAILED: {}", o.why());
+                }
+                Some(Err(e)) => {
+                    ok = false;
+                    println!("{name}: FAILED: {e:#}");
+                }
+                None => {}
+            }
+        }
+        let scripts = targets
+            .iter()
+            .zip(&dest)
+            .map(|(t, d)| Some(finish_script(&t.cfg, &token, &format!("{} rolled back to release {d} by {who}{}", iso_now(), if ok { "" } else { " (with failures)" }), false)))
+            .collect();
+        phase(&targets, scripts, Duration::from_secs(120), opts.forks).await;
+        Ok::<bool, anyhow::Error>(ok)
+    }
+    .await;
+    close_all(targets).await;
+    let ok = res?;
+    println!("{} in {:.1} s", if ok { "rolled back" } else { "rollback failed" }, t_start.elapsed().as_secs_f64());
+    Ok(ok)
+}
+
+/// `provision releases`: the releases of every host, the current one marked.
+pub async fn list(opts: &ReleaseOptions) -> Result<bool> {
+    let project = Project::load(&opts.inventory, &opts.extra_vars).map_err(|e| anyhow!("{e}"))?;
+    let hosts = release_hosts(&project, &opts.limits).map_err(|e| anyhow!("{e}"))?;
+    let dir = control_dir()?;
+    let targets = Arc::new(connect_all(&project, hosts, dir.path(), opts.forks).await?);
+    let scripts = targets.iter().map(|t| Some(list_script(&t.cfg))).collect();
+    let out = phase(&targets, scripts, Duration::from_secs(60), opts.forks).await;
+    let mut ok = true;
+    for (i, r) in out.iter().enumerate() {
+        let t = &targets[i];
+        match r {
+            Some(Ok(o)) if o.mark("probed").is_some() => {
+                let (list, cur) = releases_of(o);
+                println!("{} ({}/releases):", t.host.name, t.cfg.deploy_to);
+                if list.is_empty() {
+                    println!("    (no releases)");
+                }
+                for (n, rev) in &list {
+                    let mark = if *n == cur { "*" } else { " " };
+                    let tail = if *n == cur { "  (current)" } else { "" };
+                    println!("  {mark} {n}  {rev}{tail}");
+                }
+                if let Some(l) = o.mark("locked") {
+                    println!("    deploy lock held: {}", l.trim());
+                }
+            }
+            Some(Ok(o)) => {
+                ok = false;
+                println!("{}: FAILED: {}", t.host.name, o.why());
+            }
+            Some(Err(e)) => {
+                ok = false;
+                println!("{}: FAILED: {e:#}", t.host.name);
+            }
+            None => {}
+        }
+    }
+    close_all(targets).await;
+    Ok(ok)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(dir: &Path) -> HostCfg {
+        HostCfg {
+            deploy_to: dir.to_string_lossy().into_owned(),
+            deploy_user: "nobody-such-user".into(),
+            keep_releases: 2,
+            linked_files: vec!["config/database.yml".into()],
+            linked_dirs: vec!["log".into(), "tmp/pids".into()],
+            migrate: None,
+            env_file: None,
+            puma: vec![],
+            sidekiq: vec![],
+            faye: vec![],
+            health_url: None,
+            health_retries: 1,
+            health_interval: 1,
+            health_timeout: 1,
+            restart_timeout: 5,
+            lock_ttl: 3600,
+        }
+    }
+
+    fn sh(script: &str) -> Out {
+        let o = std::process::Command::new("sh").arg("-c").arg(script).output().expect("sh");
+        let mut out = Out { status: o.status.code(), stderr: String::from_utf8_lossy(&o.stderr).into_owned(), ..Default::default() };
+        for l in String::from_utf8_lossy(&o.stdout).lines() {
+            match l.strip_prefix("@@PV ") {
+                Some(m) => out.marks.push(m.to_string()),
+                None => out.other.push(l.to_string()),
+            }
+        }
+        out
+    }
+
+    fn art(content: &str) -> Artifact {
+        let src = tempfile::tempdir().unwrap();
+        std::fs::write(src.path().join("app.rb"), content).unwrap();
+        std::fs::create_dir_all(src.path().join("log")).unwrap();
+        artifact(&Source::Dir(src.path().to_path_buf()), Some(content)).unwrap()
+    }
+
+    /// The release scripts, run with a local sh against a temp dir: lock, upload once,
+    /// unpack, links, switch, keep_releases, unlock. (The real hosts are in tests/release.rs.)
+    #[test]
+    fn scripts_work_on_a_local_tree() {
+        let d = tempfile::tempdir().unwrap();
+        let c = cfg(&d.path().join("app"));
+        let a1 = art("v1");
+        let p = sh(&lock_script(&c, "tok1", "me", "ctl", 1, "", Some(&a1.sha256)));
+        assert!(p.mark("lock taken").is_some(), "{p:?}");
+        assert!(p.mark("have-artifact").is_none());
+        // A second locker is refused and told who holds it.
+        let q = sh(&lock_script(&c, "tok2", "other", "ctl", 2, "", None));
+        assert!(q.mark("lock held").unwrap().contains("who=me"), "{q:?}");
+        // Breaking by token recovers it.
+        let q = sh(&lock_script(&c, "tok2", "other", "ctl", 2, "tok1", None));
+        assert!(q.mark("lock recovered").is_some(), "{q:?}");
+        let u = sh(&format!("{}{}", header(&c), unlock_lines("tok1")));
+        assert!(u.mark("unlocked").is_none(), "only the holder unlocks");
+        sh(&format!("{}{}", header(&c), unlock_lines("tok2")));
+
+        let mut names = Vec::new();
+        let mut last = None;
+        for (i, v) in ["v1", "v2", "v3", "v4"].iter().enumerate() {
+            let a = art(v);
+            let p = sh(&lock_script(&c, "t", "me", "ctl", 1, "", Some(&a.sha256)));
+            let ts = format!("2026010100000{i}");
+            let o = sh(&prepare_script(&c, &ts, &a, p.mark("have-artifact").is_none()));
+            assert!(o.mark("prepared").is_some(), "{o:?}");
+            let o = sh(&switch_script(&c, &ts, true));
+            assert!(o.mark("switched").is_some(), "{o:?}");
+            let o = sh(&finish_script(&c, "t", &format!("release {ts}"), true));
+            assert!(o.mark("unlocked").is_some(), "{o:?}");
+            names.push(ts);
+            last = Some(a);
+        }
+        let rel = d.path().join("app/releases");
+        let mut kept: Vec<String> = std::fs::read_dir(&rel).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+        kept.sort();
+        assert_eq!(kept, names[2..].to_vec());
+        let cur = std::fs::read_link(d.path().join("app/current")).unwrap();
+        assert!(cur.ends_with(&names[3]));
+        assert_eq!(std::fs::read_to_string(d.path().join("app/current/app.rb")).unwrap(), "v4");
+        assert_eq!(std::fs::read_to_string(d.path().join("app/current/REVISION")).unwrap().trim(), "v4");
+        assert!(std::fs::symlink_metadata(d.path().join("app/current/log")).unwrap().file_type().is_symlink());
+        assert!(std::fs::symlink_metadata(d.path().join("app/current/tmp/pids")).unwrap().file_type().is_symlink());
+        assert!(std::fs::symlink_metadata(d.path().join("app/current/config/database.yml")).unwrap().file_type().is_symlink());
+        let log = std::fs::read_to_string(d.path().join("app/revisions.log")).unwrap();
+        assert_eq!(log.lines().count(), 4);
+        // Artifacts of removed releases are removed too.
+        assert_eq!(std::fs::read_dir(d.path().join("app/.artifacts")).unwrap().count(), 2);
+        // The same artifact again is not uploaded again.
+        let a = last.expect("an artifact");
+        let p = sh(&lock_script(&c, "t", "me", "ctl", 1, "", Some(&a.sha256)));
+        assert!(p.mark("have-artifact").is_some(), "{p:?}");
+        // A corrupt upload is refused.
+        let mut bad = art("v5");
+        bad.bytes[20] ^= 0xff;
+        let o = sh(&prepare_script(&c, "20260101000009", &bad, true));
+        assert!(o.mark("prepared").is_none() && o.status != Some(0), "{o:?}");
+        // Rolling back by switching to an older release keeps the others.
+        let o = sh(&switch_script(&c, &names[2], true));
+        assert!(o.mark("switched").is_some());
+        assert!(std::fs::read_link(d.path().join("app/current")).unwrap().ends_with(&names[2]));
+        let o = sh(&list_script(&c));
+        assert_eq!(o.mark("current"), Some(names[2].as_str()));
+    }
+
+    #[test]
+    fn a_dead_runs_unfinished_release_is_removed() {
+        let d = tempfile::tempdir().unwrap();
+        let c = cfg(&d.path().join("app"));
+        let a = art("v1");
+        sh(&lock_script(&c, "t1", "me", "ctl", 1, "", None));
+        assert!(sh(&prepare_script(&c, "20260101000001", &a, true)).mark("prepared").is_some());
+        // The run dies here; the next one breaks its lock and removes the release.
+        let p = sh(&lock_script(&c, "t2", "me", "ctl", 1, "t1", None));
+        assert_eq!(p.mark("orphan"), Some("20260101000001"), "{p:?}");
+        assert!(!d.path().join("app/releases/20260101000001").exists());
+        // A release that went live before the run died stays.
+        assert!(sh(&prepare_script(&c, "20260101000002", &a, false)).mark("prepared").is_some());
+        assert!(sh(&switch_script(&c, "20260101000002", true)).mark("switched").is_some());
+        let p = sh(&lock_script(&c, "t3", "me", "ctl", 1, "t2", None));
+        assert!(p.mark("orphan").is_none(), "{p:?}");
+        assert!(d.path().join("app/releases/20260101000002").exists());
+    }
+
+    /// The health check against a local server, with curl and with bash's /dev/tcp.
+    #[test]
+    fn health_check_with_and_without_curl() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            for (n, conn) in listener.incoming().enumerate() {
+                let Ok(mut c) = conn else { continue };
+                let mut buf = [0u8; 1024];
+                let _ = std::io::Read::read(&mut c, &mut buf);
+                let req = String::from_utf8_lossy(&buf);
+                // /up answers 503 twice, then 200; /down always 500.
+                let code = if req.starts_with("GET /up ") && n >= 2 { "200 OK" } else if req.starts_with("GET /up ") { "503 No" } else { "500 No" };
+                let _ = std::io::Write::write_all(&mut c, format!("HTTP/1.1 {code}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").as_bytes());
+            }
+        });
+        let up = sh(&health_lines(&format!("http://127.0.0.1:{port}/up"), 5, 0, 2));
+        assert!(up.mark("healthy").is_some_and(|h| h.contains("try 3")), "{up:?}");
+        let down = sh(&health_lines(&format!("http://127.0.0.1:{port}/down"), 2, 0, 2));
+        assert!(down.mark("unhealthy").is_some_and(|h| h.contains("500")), "{down:?}");
+        assert_eq!(down.status, Some(5));
+        // Without curl: bash's /dev/tcp.
+        let nocurl = format!("curl() {{ return 127; }}\ncommand() {{ [ \"$2\" = curl ] && return 1; builtin command \"$@\"; }}\n{}", health_lines(&format!("http://127.0.0.1:{port}/down"), 1, 0, 2));
+        let o = sh(&nocurl);
+        assert!(o.mark("unhealthy").is_some_and(|h| h.contains("tcp")), "{o:?}");
+        let nocurl = format!("command() {{ [ \"$2\" = curl ] && return 1; builtin command \"$@\"; }}\n{}", health_lines(&format!("http://127.0.0.1:{port}/up"), 3, 0, 2));
+        let o = sh(&nocurl);
+        assert!(o.mark("healthy").is_some_and(|h| h.contains("tcp")), "{o:?}");
+    }
+
+    #[test]
+    fn expired_lock_is_recovered() {
+        let d = tempfile::tempdir().unwrap();
+        let mut c = cfg(&d.path().join("app"));
+        c.lock_ttl = 60;
+        let lock = d.path().join("app/.deploy-lock");
+        std::fs::create_dir_all(&lock).unwrap();
+        std::fs::write(lock.join("info"), "token=old\nwho=ghost\nexpires=1000\n").unwrap();
+        let p = sh(&lock_script(&c, "new", "me", "ctl", 1, "", None));
+        assert!(p.mark("lock recovered").unwrap().contains("who=ghost"), "{p:?}");
+    }
+
+    #[test]
+    fn dead_holder_on_this_controller() {
+        assert_eq!(holder_is_dead_here("token=abc who=x controller=me pid=999999999 started=1", "me"), Some("abc".into()));
+        assert_eq!(holder_is_dead_here("token=abc controller=other pid=999999999", "me"), None);
+    }
+
+    #[test]
+    fn migration_script_runs_in_the_release() {
+        let d = tempfile::tempdir().unwrap();
+        let c = cfg(&d.path().join("app"));
+        std::fs::create_dir_all(d.path().join("app/releases/1")).unwrap();
+        let o = sh(&migrate_script(&c, "1", "pwd; echo migrated"));
+        assert_eq!(o.status, Some(0), "{o:?}");
+        assert!(o.other.iter().any(|l| l.ends_with("/app/releases/1")), "{o:?}");
+    }
+}
+
+// ------------------------------------------------------------------ command line
+
+/// Shared by `release`, `rollback` and `releases`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct DeployTarget {
+    /// The inventory file [default: $PROVISION_INVENTORY, else inventories/staging.yml]
+    pub inventory: Option<PathBuf>,
+    /// Only these hosts or groups (repeatable)
+    #[arg(long = "limit", value_name = "HOST|GROUP")]
+    pub limits: Vec<String>,
+    /// Set a variable, overriding all others (repeatable)
+    #[arg(short = 'e', value_name = "KEY=VALUE")]
+    pub extra_vars: Vec<String>,
+    /// How many hosts to work on at once
+    #[arg(long, default_value_t = 20)]
+    pub forks: usize,
+    /// Print every step per host and the number of round trips
+    #[arg(short, long)]
+    pub verbose: bool,
+}
+
+impl DeployTarget {
+    fn options(&self) -> ReleaseOptions {
+        let inventory = crate::cli::Target { inventory: self.inventory.clone(), ..Default::default() }.inventory_path();
+        ReleaseOptions { inventory, limits: self.limits.clone(), extra_vars: self.extra_vars.clone(), forks: self.forks, verbose: self.verbose }
+    }
+}
+
+pub const RELEASE_HELP: &str = "Examples:
+  provision release inventories/staging.yml --dir ../flipper
+      pack a directory (build its assets first) and release it
+  provision release --artifact build/flipper-1a2b3c.tar.gz --revision 1a2b3c
+  provision release inventories/staging.yml --dir . --limit app1
+
+Steps: deploy lock; upload once per host (by sha256) and unpack to releases/TIMESTAMP;
+shared links (linked_files, linked_dirs); migrations (release_migrate) on the primary host
+only; switch `current` on every host once all are prepared; restart (puma phased restart or
+start, sidekiq quieted before and restarted after, faye restarted); GET /up on every puma
+host; on failure every host goes back to its previous release and the exit status is 1;
+revisions.log; keep the last keep_releases (default 5).
+
+Exit status: 0 released, 1 failed (rolled back when the health check failed).";
+
+pub const ROLLBACK_HELP: &str = "Examples:
+  provision rollback inventories/staging.yml       back to the release before current
+  provision rollback inventories/staging.yml --to 20261122093000
+
+Exit status: 0 rolled back and healthy, 1 otherwise.";
+
+pub const RELEASES_HELP: &str = "Example:
+  provision releases inventories/staging.yml    every host's releases; * marks current";
+
+/// `provision release`.
+#[derive(clap::Args, Debug, Clone)]
+#[command(group(clap::ArgGroup::new("source").required(true).args(["dir", "artifact"])))]
+pub struct ReleaseArgs {
+    #[command(flatten)]
+    pub target: DeployTarget,
+    /// Pack this directory (build assets in it first) and release it
+    #[arg(long, value_name = "PATH")]
+    pub dir: Option<PathBuf>,
+    /// Release this .tar.gz
+    #[arg(long, value_name = "FILE.tar.gz")]
+    pub artifact: Option<PathBuf>,
+    /// The revision recorded in REVISION and revisions.log [default: git HEAD of --dir, else the artifact's sha256]
+    #[arg(long, value_name = "REV")]
+    pub revision: Option<String>,
+}
+
+/// `provision rollback`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct RollbackArgs {
+    #[command(flatten)]
+    pub target: DeployTarget,
+    /// The release to return to [default: the one before current]
+    #[arg(long, value_name = "RELEASE")]
+    pub to: Option<String>,
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().context("cannot start the async runtime")
+}
+
+fn report_err(e: anyhow::Error) -> i32 {
+    eprintln!("error: {e:#}");
+    1
+}
+
+pub fn cli_release(a: ReleaseArgs) -> i32 {
+    let source = match (&a.dir, &a.artifact) {
+        (Some(d), _) => Source::Dir(d.clone()),
+        (None, Some(f)) => Source::Artifact(f.clone()),
+        (None, None) => return report_err(anyhow!("give --dir PATH or --artifact FILE.tar.gz")),
+    };
+    let opts = a.target.options();
+    match runtime().and_then(|rt| rt.block_on(release(&opts, &source, a.revision.as_deref()))) {
+        Ok(r) if r.ok => 0,
+        Ok(r) => {
+            eprintln!("error: release {} failed{}", r.release, if r.rolled_back { "; rolled back to the previous release" } else { "" });
+            1
+        }
+        Err(e) => report_err(e),
+    }
+}
+
+pub fn cli_rollback(a: RollbackArgs) -> i32 {
+    let opts = a.target.options();
+    match runtime().and_then(|rt| rt.block_on(rollback(&opts, a.to.as_deref()))) {
+        Ok(true) => 0,
+        Ok(false) => 1,
+        Err(e) => report_err(e),
+    }
+}
+
+pub fn cli_releases(a: DeployTarget) -> i32 {
+    let opts = a.options();
+    match runtime().and_then(|rt| rt.block_on(list(&opts))) {
+        Ok(true) => 0,
+        Ok(false) => 1,
+        Err(e) => report_err(e),
+    }
+}

@@ -1,0 +1,459 @@
+//! End-to-end: the release step, rollback, releases, and role actions on real testbed hosts
+//! running the stack (nginx, puma, sidekiq + redis, mysql, faye) provisioned by the
+//! project's roles, releasing examples/flipper.
+//!
+//! Hosts: the sandbox topology (web1 app1 app2 worker1 db1 db2 faye1, as tests/run.sh
+//! brings up), or with PROVISION_RELEASE_HOSTS=r the four hosts r1..r4
+//! (`tests/testbed.sh up r1=10.77.0.31 r2=10.77.0.32 r3=10.77.0.33 r4=10.77.0.34`).
+//! The roles are the repository's `roles/` (or PROVISION_RELEASE_ROLES) and the app is
+//! `examples/flipper` (or PROVISION_RELEASE_APP).
+//!
+//! One test, in steps, because each step starts from the state the one before left.
+
+mod common;
+
+use common::{address, run_provision, ssh, Run};
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+struct Topology {
+    web: &'static str,
+    apps: Vec<&'static str>,
+    worker: &'static str,
+    /// The release host flagged primary: migrations run there.
+    primary: &'static str,
+    replica: Option<&'static str>,
+    inventory_hosts: String,
+}
+
+fn topology() -> Topology {
+    if std::env::var("PROVISION_RELEASE_HOSTS").as_deref() == Ok("r") {
+        let inventory_hosts = format!(
+            "  r1:\n    address: {}\n    roles: [nginx, faye]\n  r2:\n    address: {}\n    roles: [{{ER}}puma]\n  r3:\n    address: {}\n    roles: [{{ER}}puma]\n  r4:\n    address: {}\n    roles: [redis, sidekiq, mysql]\n    primary: true\n",
+            address("r1"),
+            address("r2"),
+            address("r3"),
+            address("r4")
+        );
+        // (r4 has no example_release: together with mysql on one host it makes the engine's
+        // probe fail, a bug outside the release step; so r4 must have been converged before.)
+        // r4 has no example_release: with mysql on the same host it makes the engine's probe
+        // fail (a bug outside the release step), so r4 must have been converged before.
+        return Topology { web: "r1", apps: vec!["r2", "r3"], worker: "r4", primary: "r4", replica: None, inventory_hosts };
+    }
+    // The sandbox's shape. db1 is the first mysql host, so it stays the MariaDB primary
+    // without the flag; the flag marks app1, the release host that runs migrations.
+    let inventory_hosts = format!(
+        "  web1:\n    address: {}\n    roles: [nginx]\n  app1:\n    address: {}\n    roles: [{{ER}}puma]\n    primary: true\n  app2:\n    address: {}\n    roles: [{{ER}}puma]\n  worker1:\n    address: {}\n    roles: [redis, {{ER}}sidekiq]\n  db1:\n    address: {}\n    roles: [mysql]\n  db2:\n    address: {}\n    roles: [mysql]\n  faye1:\n    address: {}\n    roles: [faye]\n",
+        address("web1"),
+        address("app1"),
+        address("app2"),
+        address("worker1"),
+        address("db1"),
+        address("db2"),
+        address("faye1")
+    );
+    Topology { web: "web1", apps: vec!["app1", "app2"], worker: "worker1", primary: "app1", replica: Some("db2"), inventory_hosts }
+}
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    let st = std::process::Command::new("cp").arg("-a").arg(from).arg(to).status().expect("cp");
+    assert!(st.success(), "cp -a {} {}", from.display(), to.display());
+}
+
+fn roles_dir() -> PathBuf {
+    std::env::var("PROVISION_RELEASE_ROLES").map(PathBuf::from).unwrap_or_else(|_| repo().join("roles"))
+}
+
+struct Project {
+    dir: tempfile::TempDir,
+}
+
+impl Project {
+    fn run(&self, args: &[&str]) -> Run {
+        let r = run_provision(self.dir.path(), &[], args);
+        println!("$ provision {}\n{}", args.join(" "), r.all());
+        r
+    }
+    fn app(&self, name: &str) -> PathBuf {
+        self.dir.path().join("apps").join(name)
+    }
+}
+
+/// The project: the roles, an inventory for the topology, and app versions v1, v2, a v3
+/// whose /up fails, all made from examples/flipper with a built asset per version.
+fn project(t: &Topology) -> Project {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let roles = roles_dir();
+    copy_dir(&roles, &dir.path().join("roles"));
+    let app = std::env::var("PROVISION_RELEASE_APP").map(PathBuf::from).unwrap_or_else(|_| repo().join("examples/flipper"));
+    assert!(app.join("config.ru").is_file(), "{} is not the flipper example", app.display());
+    // example_release's files/ link points at ../../examples/flipper.
+    std::fs::create_dir_all(dir.path().join("examples")).expect("mkdir");
+    copy_dir(&app, &dir.path().join("examples/flipper"));
+    std::fs::create_dir_all(dir.path().join("inventories")).expect("mkdir");
+    std::fs::create_dir_all(dir.path().join("apps")).expect("mkdir");
+    let tb = common::testbed_dir();
+    let inv = format!(
+        "stage: sandbox\nssh:\n  identity_file: {}\n  known_hosts: {}\nvars:\n  app: flipper\n  secret_key_base: !secret \"release-test-secret-key-base-0123456789\"\n  mysql_app_password: !secret \"rel-app-pw-7c1e9a\"\n  mysql_replication_password: !secret \"rel-repl-pw-2b8d4f\"\n  mysql_client_host: \"10.77.0.%\"\n  release_migrate: 'echo \"migrated $(hostname) $(cat REVISION)\" >> {{{{ deploy_to }}}}/shared/log/migrations.log'\n  release_health_retries: 5\n  release_health_interval: 1\nhosts:\n{}",
+        tb.join("id_ed25519").display(),
+        tb.join("known_hosts").display(),
+        t.inventory_hosts
+    );
+    // On fresh hosts puma and sidekiq can only start once a release exists: the roles'
+    // stand-in example_release places one for the first converge, as inventories/sandbox.yml does.
+    let er = if dir.path().join("roles/example_release/tasks.yml").is_file() { "example_release, " } else { "" };
+    std::fs::write(dir.path().join("inventories/test.yml"), inv.replace("{ER}", er)).expect("write");
+    let p = Project { dir };
+    for v in ["v1", "v2", "v3"] {
+        let d = p.app(v);
+        copy_dir(&app, &d);
+        std::fs::create_dir_all(d.join("public/assets")).expect("mkdir");
+        // "Built on the controller": the asset ships in the artifact, nginx serves it.
+        std::fs::write(d.join(format!("public/assets/app-{v}.css")), format!("/* {v} */ body {{ color: #123; }}\n")).expect("write");
+        std::fs::write(d.join("public/version.txt"), format!("{v}\n")).expect("write");
+    }
+    // v3's health check fails.
+    let app_rb = p.app("v3").join("app.rb");
+    let src = std::fs::read_to_string(&app_rb).expect("app.rb");
+    let broken = src.replacen("text(200, \"up\\n\")", "text(500, \"down\\n\")", 1);
+    assert_ne!(src, broken, "app.rb's /up answer was not found to break it");
+    std::fs::write(&app_rb, broken).expect("write");
+    p
+}
+
+/// One HTTP/1.0 GET; Ok(status).
+fn http(addr: &str, method: &str, path: &str) -> std::io::Result<(u16, String)> {
+    let mut s = TcpStream::connect_timeout(&format!("{addr}:80").parse().expect("address"), Duration::from_secs(5))?;
+    s.set_read_timeout(Some(Duration::from_secs(10)))?;
+    s.write_all(format!("{method} {path} HTTP/1.0\r\nHost: {addr}\r\nContent-Length: 0\r\n\r\n").as_bytes())?;
+    let mut buf = String::new();
+    s.read_to_string(&mut buf)?;
+    let status = buf.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let body = buf.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    Ok((status, body))
+}
+
+/// Requests through nginx in `threads` loops until stopped (at most 10 minutes).
+struct Load {
+    stop: Arc<AtomicBool>,
+    ok: Arc<AtomicUsize>,
+    failed: Arc<AtomicUsize>,
+    handles: Vec<std::thread::JoinHandle<Vec<String>>>,
+}
+
+impl Load {
+    fn start(addr: &str, threads: usize) -> Load {
+        let stop = Arc::new(AtomicBool::new(false));
+        let ok = Arc::new(AtomicUsize::new(0));
+        let failed = Arc::new(AtomicUsize::new(0));
+        let handles = (0..threads)
+            .map(|_| {
+                let (stop, ok, failed, addr) = (stop.clone(), ok.clone(), failed.clone(), addr.to_string());
+                std::thread::spawn(move || {
+                    let mut errors = Vec::new();
+                    let deadline = Instant::now() + Duration::from_secs(600);
+                    while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
+                        match http(&addr, "GET", "/") {
+                            Ok((200, _)) => {
+                                ok.fetch_add(1, Ordering::Relaxed);
+                            }
+                            Ok((code, body)) => {
+                                failed.fetch_add(1, Ordering::Relaxed);
+                                errors.push(format!("{code}: {}", body.trim()));
+                            }
+                            Err(e) => {
+                                failed.fetch_add(1, Ordering::Relaxed);
+                                errors.push(e.to_string());
+                            }
+                        }
+                    }
+                    errors
+                })
+            })
+            .collect();
+        Load { stop, ok, failed, handles }
+    }
+
+    fn finish(self) -> (usize, usize, Vec<String>) {
+        self.stop.store(true, Ordering::Relaxed);
+        let errors = self.handles.into_iter().flat_map(|h| h.join().unwrap_or_default()).collect();
+        (self.ok.load(Ordering::Relaxed), self.failed.load(Ordering::Relaxed), errors)
+    }
+}
+
+fn current_revision(host: &str) -> String {
+    ssh(host, "cat /var/www/flipper/current/REVISION").trim().to_string()
+}
+
+fn release_dirs(host: &str) -> Vec<String> {
+    ssh(host, "ls -1 /var/www/flipper/releases | grep -E '^[0-9]{14}$'").lines().map(String::from).collect()
+}
+
+fn revisions_kept(host: &str) -> Vec<String> {
+    ssh(host, "for r in $(ls -1 /var/www/flipper/releases | grep -E '^[0-9]{14}$' | sort); do cat /var/www/flipper/releases/$r/REVISION; done")
+        .lines()
+        .map(String::from)
+        .collect()
+}
+
+fn release_hosts(t: &Topology) -> Vec<&'static str> {
+    let mut h = vec![t.web];
+    h.extend(t.apps.iter().copied());
+    h.push(t.worker);
+    h
+}
+
+#[test]
+fn release_rollback_and_actions_on_the_stack() {
+    let _serial = common::serial();
+    if !roles_dir().join("puma/tasks.yml").is_file() {
+        // The stack's roles come from their own branch; without them there is no stack to
+        // release onto. Said loudly, so it is never mistaken for a pass.
+        eprintln!("SKIPPED release_rollback_and_actions_on_the_stack: {} has no puma role (set PROVISION_RELEASE_ROLES)", roles_dir().display());
+        return;
+    }
+    let t = topology();
+    let p = project(&t);
+    let web = address(t.web);
+
+    // The stack, converged by the roles (a no-op when it already is). PROVISION_RELEASE_CONVERGE=0
+    // skips it, for hosts someone else provisions and tests.
+    if std::env::var("PROVISION_RELEASE_CONVERGE").as_deref() != Ok("0") {
+        let r = p.run(&["inventories/test.yml"]);
+        assert_eq!(r.code, 0, "the stack must converge first");
+    }
+    // Start from a clean release tree, so that counts below are this test's.
+    for h in release_hosts(&t) {
+        ssh(h, "rm -rf /var/www/flipper/.deploy-lock /var/www/flipper/shared/log/migrations.log; cd /var/www/flipper/releases 2>/dev/null && ls -1 | grep -E '^[0-9]{14}$' | while read r; do [ \"$(readlink /var/www/flipper/current)\" = /var/www/flipper/releases/$r ] || rm -rf \"$r\"; done; true");
+    }
+
+    // provision tasks lists every action.
+    let r = p.run(&["tasks", "inventories/test.yml"]);
+    assert_eq!(r.code, 0);
+    for a in [
+        "puma:start", "puma:stop", "puma:restart", "puma:phased-restart", "puma:halt", "puma:status",
+        "sidekiq:quiet", "sidekiq:respawn", "sidekiq:restart", "sidekiq:rolling-restart", "sidekiq:start", "sidekiq:stop",
+        "faye:start", "faye:stop", "faye:restart", "mysql:backup",
+    ] {
+        assert!(r.stdout.contains(&format!("provision do {a} ")), "tasks lacks {a}:\n{}", r.stdout);
+    }
+
+    // v1 (a cold deploy where puma was not running on the new tree is also fine).
+    let r = p.run(&["release", "inventories/test.yml", "--dir", &p.app("v1").to_string_lossy(), "--revision", "v1"]);
+    assert_eq!(r.code, 0, "release v1");
+    for h in release_hosts(&t) {
+        assert_eq!(current_revision(h), "v1", "{h}");
+    }
+    assert_eq!(http(&web, "GET", "/version.txt").expect("GET").1.trim(), "v1", "nginx serves current/public");
+
+    // v2 under a continuous load through nginx: no request may fail.
+    let load = Load::start(&web, 4);
+    std::thread::sleep(Duration::from_secs(2));
+    let started = Instant::now();
+    let r = p.run(&["release", "inventories/test.yml", "--dir", &p.app("v2").to_string_lossy(), "--revision", "v2", "-v"]);
+    let wall = started.elapsed();
+    std::thread::sleep(Duration::from_secs(3));
+    let (ok, failed, errors) = load.finish();
+    println!("LOAD during the v2 release: {ok} requests ok, {failed} failed; release wall time {:.2} s", wall.as_secs_f64());
+    assert_eq!(r.code, 0, "release v2");
+    assert_eq!(failed, 0, "failed requests during the release: {errors:?}");
+    assert!(ok > 50, "the load ran ({ok} requests)");
+    for h in release_hosts(&t) {
+        assert_eq!(current_revision(h), "v2", "{h}");
+        let kept = revisions_kept(h);
+        assert!(kept.ends_with(&["v1".to_string(), "v2".to_string()]), "{h}: v1 is kept: {kept:?}");
+    }
+    assert_eq!(http(&web, "GET", "/version.txt").expect("GET").1.trim(), "v2");
+    assert_eq!(http(&web, "GET", "/assets/app-v2.css").expect("GET").0, 200, "the shipped asset is served");
+    let r = p.run(&["releases", "inventories/test.yml"]);
+    assert_eq!(r.code, 0);
+    assert!(r.stdout.lines().any(|l| l.trim_start().starts_with('*') && l.contains("v2") && l.contains("(current)")), "{}", r.stdout);
+
+    // A second release while one holds the lock fails at once, naming the holder.
+    let lock_host = t.apps[0];
+    let far = "9999999999";
+    ssh(lock_host, &format!("mkdir -p /var/www/flipper/.deploy-lock && printf 'token=other\\nwho=alice@laptop\\ncontroller=laptop\\npid=1\\nstarted=1\\nexpires={far}\\n' > /var/www/flipper/.deploy-lock/info"));
+    let started = Instant::now();
+    let r = p.run(&["release", "inventories/test.yml", "--dir", &p.app("v2").to_string_lossy(), "--revision", "locked-out"]);
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.contains("holds the deploy lock") && r.stderr.contains("alice@laptop (provision pid 1 on laptop)"), "{}", r.all());
+    assert!(started.elapsed() < Duration::from_secs(20), "fails at once");
+    for h in release_hosts(&t) {
+        assert_eq!(current_revision(h), "v2", "{h}: nothing changed");
+    }
+    assert!(ssh(lock_host, "cat /var/www/flipper/.deploy-lock/info").contains("alice"), "the holder's lock is left alone");
+    for h in release_hosts(&t) {
+        if h != lock_host {
+            assert_eq!(ssh(h, "test -e /var/www/flipper/.deploy-lock && echo locked"), "", "{h}: the locks taken were released");
+        }
+    }
+    // The same lock, expired, is stale: the next release takes it over.
+    ssh(lock_host, "sed -i 's/^expires=.*/expires=1000/' /var/www/flipper/.deploy-lock/info");
+
+    // v3's /up fails: rolled back to v2 everywhere, exit 1.
+    let load = Load::start(&web, 4);
+    let r = p.run(&["release", "inventories/test.yml", "--dir", &p.app("v3").to_string_lossy(), "--revision", "v3"]);
+    std::thread::sleep(Duration::from_secs(2));
+    let (ok, failed, errors) = load.finish();
+    println!("LOAD during the failing v3 release and its rollback: {ok} requests ok, {failed} failed");
+    assert_eq!(failed, 0, "failed requests during the rollback: {errors:?}");
+    assert!(r.stdout.contains("recovered a stale deploy lock"), "{}", r.all());
+    assert_eq!(r.code, 1, "a failed health check exits 1");
+    assert!(r.stdout.contains("rolled back") && r.stdout.contains("answered 500"), "{}", r.all());
+    for h in release_hosts(&t) {
+        assert_eq!(current_revision(h), "v2", "{h}: back on v2");
+        assert!(!revisions_kept(h).contains(&"v3".to_string()), "{h}: the failed release is removed");
+        assert_eq!(ssh(h, "test -e /var/www/flipper/.deploy-lock && echo locked"), "", "{h}: unlocked");
+    }
+    assert_eq!(http(&web, "GET", "/up").expect("GET").0, 200, "v2 answers again");
+
+    // Five more releases: 7 successful in all, exactly 5 kept; the same artifact is
+    // uploaded once per host only.
+    for i in 4..=8 {
+        let rev = format!("v{i}");
+        let r = p.run(&["release", "inventories/test.yml", "--dir", &p.app("v2").to_string_lossy(), "--revision", &rev]);
+        assert_eq!(r.code, 0, "release {rev}");
+        if i > 4 {
+            assert!(r.stdout.contains("uploaded to no host"), "an artifact a host has is not sent again:\n{}", r.stdout);
+        }
+    }
+    for h in release_hosts(&t) {
+        assert_eq!(release_dirs(h).len(), 5, "{h}: keep_releases 5");
+        assert_eq!(revisions_kept(h), vec!["v4", "v5", "v6", "v7", "v8"], "{h}");
+        assert_eq!(current_revision(h), "v8");
+        let log = ssh(h, "cat /var/www/flipper/revisions.log");
+        assert!(log.contains("revision v8") && log.contains("v3) failed its health check"), "{h}: {log}");
+    }
+
+    // The migration ran once per release that reached it, on the primary only.
+    let migrations = ssh(t.primary, "cat /var/www/flipper/shared/log/migrations.log");
+    let revs: Vec<&str> = migrations.lines().map(|l| l.rsplit(' ').next().unwrap_or_default()).collect();
+    assert_eq!(revs, vec!["v1", "v2", "v3", "v4", "v5", "v6", "v7", "v8"], "{migrations}");
+    assert!(migrations.lines().all(|l| l.starts_with(&format!("migrated {} ", t.primary))), "{migrations}");
+    for h in release_hosts(&t) {
+        if h != t.primary {
+            assert_eq!(ssh(h, "cat /var/www/flipper/shared/log/migrations.log 2>/dev/null"), "", "{h} ran no migration");
+        }
+    }
+
+    // Two releases at once, for real: the first waits in its migration; the second fails at
+    // once naming it. The first is then killed (-9): the next release takes its lock over at
+    // once (its PID is gone on this controller) and removes its unfinished release.
+    let v2 = p.app("v2").to_string_lossy().into_owned();
+    let mut slow = std::process::Command::new(env!("CARGO_BIN_EXE_provision"))
+        .current_dir(p.dir.path())
+        .env("NO_COLOR", "1")
+        .args(["release", "inventories/test.yml", "--dir", &v2, "--revision", "slow", "-e", "release_migrate=sleep 30"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("provision runs");
+    let mut prepared = false;
+    for _ in 0..60 {
+        if ssh(t.primary, "test -f /var/www/flipper/.pv-pending && echo yes").trim() == "yes" {
+            prepared = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    assert!(prepared, "the slow release reached its migration");
+    let started = Instant::now();
+    let r = p.run(&["release", "inventories/test.yml", "--dir", &v2, "--revision", "second"]);
+    assert_eq!(r.code, 1, "a second release fails");
+    assert!(r.stderr.contains("holds the deploy lock") && r.stderr.contains(&format!("pid {} on", slow.id())), "it names the holder: {}", r.all());
+    assert!(started.elapsed() < Duration::from_secs(20), "at once");
+    let _ = slow.kill();
+    let _ = slow.wait();
+    let r = p.run(&["release", "inventories/test.yml", "--dir", &v2, "--revision", "after-kill"]);
+    assert_eq!(r.code, 0, "the lock of the killed run is recovered");
+    assert!(r.stdout.contains("is gone") && r.stdout.contains("is stale: taking it over") && r.stdout.contains("left unfinished by a run that died"), "{}", r.all());
+    for h in release_hosts(&t) {
+        assert_eq!(current_revision(h), "after-kill", "{h}");
+        assert_eq!(revisions_kept(h), vec!["v5", "v6", "v7", "v8", "after-kill"], "{h}: no trace of the killed run's release");
+    }
+
+    // rollback: to the release before current, then forward again with --to.
+    let r = p.run(&["rollback", "inventories/test.yml"]);
+    assert_eq!(r.code, 0);
+    for h in release_hosts(&t) {
+        assert_eq!(current_revision(h), "v8", "{h}");
+    }
+    let newest = release_dirs(t.apps[0]).into_iter().max().unwrap_or_default();
+    let r = p.run(&["rollback", "inventories/test.yml", "--to", &newest]);
+    assert_eq!(r.code, 0);
+    for h in release_hosts(&t) {
+        assert_eq!(current_revision(h), "after-kill", "{h}");
+    }
+
+    // Role actions, as the deploy user through the role's sudoers rules.
+    let r = p.run(&["do", "inventories/test.yml", "sidekiq:quiet"]);
+    assert_eq!(r.code, 0);
+    let mut title = String::new();
+    for _ in 0..20 {
+        title = ssh(t.worker, "ps -eo args | grep '^sidekiq' || true");
+        if title.contains("stopping") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    assert!(title.contains("stopping"), "sidekiq's title: {title}");
+    let (code, body) = http(&web, "POST", "/jobs").expect("POST /jobs");
+    assert_eq!(code, 202, "{body}");
+    let jid = body.split('"').nth(3).unwrap_or_default().to_string();
+    assert!(!jid.is_empty(), "{body}");
+    std::thread::sleep(Duration::from_secs(6));
+    assert_eq!(http(&web, "GET", &format!("/jobs/{jid}")).expect("GET").0, 404, "a quiet sidekiq runs no new job");
+    let r = p.run(&["do", "inventories/test.yml", "sidekiq:restart"]);
+    assert_eq!(r.code, 0);
+    let mut ran = false;
+    for _ in 0..60 {
+        if http(&web, "GET", &format!("/jobs/{jid}")).map(|(c, _)| c == 200).unwrap_or(false) {
+            ran = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    assert!(ran, "the queued job ran after sidekiq:restart");
+
+    let r = p.run(&["do", "inventories/test.yml", "sidekiq:respawn"]);
+    assert_eq!(r.code, 0);
+    assert!(r.stdout.contains("is running"), "{}", r.stdout);
+    let r = p.run(&["do", "inventories/test.yml", "puma:status"]);
+    assert_eq!(r.code, 0);
+    assert!(r.stdout.matches("active (running)").count() >= t.apps.len(), "{}", r.stdout);
+    // puma's verbs need sudoers rules from the puma role, as sidekiq's have.
+    let puma_sudoers = std::fs::read_to_string(p.dir.path().join("roles/puma/tasks.yml")).unwrap_or_default().contains("sudoers:");
+    let r = p.run(&["do", "inventories/test.yml", "puma:phased-restart"]);
+    if puma_sudoers {
+        assert_eq!(r.code, 0, "puma:phased-restart through the puma role's sudoers rules");
+    } else {
+        assert_eq!(r.code, 1);
+        assert!(r.stdout.contains("sudoers rules must allow"), "without rules, sudo -n refuses and says so: {}", r.all());
+    }
+
+    // Clear errors.
+    let r = p.run(&["do", "inventories/test.yml", "sidekiq:qiet"]);
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.contains("did you mean `sidekiq:quiet`"), "{}", r.stderr);
+    let r = p.run(&["do", "inventories/test.yml", "puma:restart", "--limit", t.worker]);
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.contains("no inventory host has the role `puma`"), "{}", r.stderr);
+
+    // mysql:backup runs on the replica only.
+    if let Some(replica) = t.replica {
+        let r = p.run(&["do", "inventories/test.yml", "mysql:backup"]);
+        assert_eq!(r.code, 0);
+        assert!(r.stdout.contains(&format!("{replica}: wrote /var/backups/mysql/")), "{}", r.stdout);
+        assert!(r.stdout.contains("skipped"), "the primary is skipped: {}", r.stdout);
+        assert_ne!(ssh(replica, "ls /var/backups/mysql/ | grep -c 'sql.gz$'").trim(), "0");
+    }
+}
