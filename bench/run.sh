@@ -7,7 +7,9 @@
 # Environment: BENCH_HOSTS (host counts, default "1 5 20"), BENCH_RUNS (no-op runs per tool
 # and count, default 5), BENCH_CHANGE_RUNS (changing runs, each after a reset, default 5),
 # BENCH_TOOLS (default "provision ansible pyinfra"), ANSIBLE_CORE_VERSION, PYINFRA_VERSION,
-# PROVISION_BIN (default: target/release/provision, built here).
+# PROVISION_BIN (default: target/release/provision, built here), BENCH_CHANGE_RUNS_PROVISION /
+# _ANSIBLE / _PYINFRA (changing runs of one tool), BENCH_APPEND=1 (add these host counts to
+# the results already in bench/results/results.json instead of starting over).
 #
 # What it does: builds provision (release), installs ansible-core and pyinfra into
 # bench/.venv, brings up testbed hosts b1..bN at 10.77.0.101.. (tests/testbed.sh up, never
@@ -30,7 +32,7 @@ log() { echo "bench: $*" >&2; }
 
 # The exact command, for RESULTS.md.
 cmd="bench/run.sh"
-for v in BENCH_HOSTS BENCH_RUNS BENCH_CHANGE_RUNS BENCH_TOOLS PROVISION_BIN; do
+for v in BENCH_HOSTS BENCH_RUNS BENCH_CHANGE_RUNS BENCH_CHANGE_RUNS_PROVISION BENCH_CHANGE_RUNS_ANSIBLE BENCH_CHANGE_RUNS_PYINFRA BENCH_TOOLS BENCH_APPEND PROVISION_BIN; do
   [[ -n ${!v:-} ]] && cmd="$v=\"${!v}\" $cmd"
 done
 export BENCH_COMMAND=$cmd

@@ -282,7 +282,7 @@ def run_tool(tool, n, results, floor_rec=None):
     two are compared under the same background load."""
     cmd, cwd, env = command(tool, n)
     rec = {"tool": tool, "n": n, "cmd": cmd, "change": [], "noop": []}
-    change_runs = CHANGE_RUNS if tool != "floor" else 0
+    change_runs = int(os.environ.get(f"BENCH_CHANGE_RUNS_{tool.upper()}", CHANGE_RUNS)) if tool != "floor" else 0
     for i in range(change_runs):
         reset(n)
         r = measure(cmd, cwd, env, f"{LOGS}/{tool}-{n}-change-{i}.log")
@@ -328,8 +328,14 @@ def med(rs, k):
 def tool_version(tool):
     try:
         if tool == "provision":
-            return PROVISION + ": " + subprocess.run([PROVISION, "--version"], capture_output=True, text=True).stdout.strip() + \
-                " (" + subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip() + ")"
+            v = subprocess.run([PROVISION, "--version"], capture_output=True, text=True).stdout.strip()
+            if os.path.realpath(PROVISION) == os.path.realpath(f"{ROOT}/target/release/provision"):
+                head = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+                return f"{v}, target/release/provision built from {head}"
+            # A build from elsewhere (PROVISION_BIN): name the commit it says it was built from.
+            base = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(PROVISION))), "BASE_COMMIT")
+            src = f" from main {open(base).read().strip()[:7]} with local changes" if os.path.exists(base) else ""
+            return f"{v}, {PROVISION}{src}"
         if tool == "ansible":
             return subprocess.run([f"{VENV}/ansible-playbook", "--version"], capture_output=True, text=True).stdout.splitlines()[0]
         if tool == "pyinfra":
@@ -429,6 +435,18 @@ def report(results, meta):
             c, pr, ap = (statistics.median(x[i] for x in xs) for i in range(3))
             rts = sorted({x for r in rs for x in r["round_trips"]})
             ph.append(f"| {n} | {'no-op' if mode == 'noop' else 'changing'} | {c:.0f} | {pr:.0f} | {ap:.0f} | {c + pr + ap:.0f} | {med(rs, 'wall'):.3f} | {rts} |")
+    prof = meta.get("probe_profile")
+    if prof:
+        ph.append("")
+        ph.append(f"Each kind of command the no-op probe runs, timed on {prof['host']} by `date +%s%N` around it "
+                  f"(median of {prof['rounds']} rounds, `bench/lib/bench.py --profile`; 1-min load {prof['load1']:.2f}). "
+                  "The probe runs each kind once for all resources; the validations of the sudoers drop-in "
+                  "and the unit run on every probe, changed or not:")
+        ph.append("")
+        ph.append("| command | ms |")
+        ph.append("|---|---|")
+        for k, v in prof["ms"].items():
+            ph.append(f"| `{k}` | {v:.1f} |")
     phases = "\n".join(ph)
 
     tree = ["| hosts | run | provision | ansible | pyinfra | floor |", "|---|---|---|---|---|---|"]
@@ -443,8 +461,9 @@ def report(results, meta):
 
     noop_changes = {(r["tool"], r["n"]): sorted({x["changes"] for x in r["noop"]}, key=str) for r in results if r["tool"] != "floor"}
     chg_changes = {(r["tool"], r["n"]): sorted({x["changes"] for x in r["change"]}, key=str) for r in results if r["tool"] != "floor"}
-    checks = "\n".join(f"- {tool} at {n} hosts: changes reported by the changing run(s): {chg_changes[(tool, n)]}; "
-                       f"by the no-op runs: {noop_changes[(tool, n)]}" for (tool, n) in noop_changes)
+    nruns = {(r["tool"], r["n"]): (len(r["change"]), len(r["noop"])) for r in results}
+    checks = "\n".join(f"- {tool} at {n} hosts: {nruns[(tool, n)][0]} changing run(s) reported {chg_changes[(tool, n)]} changes; "
+                       f"{nruns[(tool, n)][1]} no-op runs reported {noop_changes[(tool, n)]}" for (tool, n) in noop_changes)
     loads = ["| hosts | tool | 1-min load average at the start of the runs (min – max) |", "|---|---|---|"]
     for r in results:
         xs = [x["load1"] for x in r["change"] + r["noop"] if "load1" in x]
@@ -454,7 +473,44 @@ def report(results, meta):
     return table, targets, phases, tree, checks
 
 
+# What a no-op probe of this workload runs on a host, one command kind at a time, each timed
+# on the host (date +%s%N around it), to show which part of the probe costs what.
+PROFILE = r"""
+PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin; export LC_ALL=C
+files="$(ls -d /opt/bench/conf.d/* /opt/bench/bin/bench-app /etc/bench/*.conf /etc/bench/bench.env /etc/sudoers.d/bench /etc/systemd/system/bench-app.service)"
+paths="$files $(find /opt/bench /etc/bench -maxdepth 1 -type d)"
+t() { s=$(date +%s%N); "$@" >/dev/null 2>&1; e=$(date +%s%N); echo "$label $(( (e - s) / 1000 ))"; }
+label=sh_true t true
+label=find_paths t find -P $paths -maxdepth 0 -printf '%p\t%y\t%m\t%u\t%g\t%s\t%l\n'
+label=sha256sum_files t sha256sum -- $files
+label=dpkg_query t dpkg-query -W -f='${Package}\t${db:Status-Abbrev}\t${Version}\n' -- tree jq sudo openssh-server iproute2 dbus
+label=systemctl_show t systemctl show --no-pager -p Id,LoadState,UnitFileState,ActiveState,FragmentPath -- bench-app.service
+label=visudo_cf t visudo -cf /etc/sudoers.d/bench
+d=$(mktemp -d); cp /etc/systemd/system/bench-app.service $d/
+label=systemd_analyze_verify t systemd-analyze verify --man=no $d/bench-app.service
+rm -rf $d
+"""
+
+
+def profile_probe(rounds=5):
+    """Times the kinds of command a no-op probe runs, on b1 (which must hold the workload)."""
+    name, addr = hosts(1)[0]
+    samples = {}
+    for _ in range(rounds):
+        out = subprocess.run(["ssh", *SSH_OPTS, f"root@{addr}", "sh", "-s"], input=PROFILE, capture_output=True, text=True, check=True).stdout
+        for line in out.splitlines():
+            k, v = line.split()
+            samples.setdefault(k, []).append(int(v) / 1000)
+    return {"host": name, "rounds": rounds, "ms": {k: statistics.median(v) for k, v in samples.items()},
+            "load1": float(open("/proc/loadavg").read().split()[0])}
+
+
 def main():
+    if sys.argv[1:] == ["--profile"]:
+        data = json.load(open(f"{BENCH}/results/results.json"))
+        data["meta"]["probe_profile"] = profile_probe()
+        write_all(data["meta"], data["results"])
+        return
     if sys.argv[1:] == ["--report-only"]:
         data = json.load(open(f"{BENCH}/results/results.json"))
         write_all(data["meta"], data["results"])
@@ -465,6 +521,13 @@ def main():
     meta = {"machine": machine(), "started": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
             "versions": {t: tool_version(t) for t in TOOLS + ["floor"]}, "runs": RUNS, "change_runs": CHANGE_RUNS,
             "counts": COUNTS, "command": os.environ.get("BENCH_COMMAND", "bench/run.sh"), "complete": False}
+    if os.environ.get("BENCH_APPEND") == "1":
+        # Add these host counts to an earlier bench's results (its other counts are kept).
+        old = json.load(open(f"{BENCH}/results/results.json"))
+        results = [r for r in old["results"] if r["n"] not in COUNTS]
+        meta["earlier"] = [m for m in old["meta"].get("earlier", []) + [{k: v for k, v in old["meta"].items() if k != "earlier"}]]
+        meta["counts"] = sorted({r["n"] for r in results} | set(COUNTS))
+        meta["counts_run"] = COUNTS
     for n in COUNTS:
         write_inventories(n)
         floor_rec = {"tool": "floor", "n": n, "cmd": command("floor", n)[0], "change": [], "noop": []}
@@ -479,6 +542,12 @@ def main():
             for i in range(RUNS):
                 floor_run(n, i, floor_rec)
             results.append(floor_rec)
+    if "provision" in TOOLS:
+        # b1 holds provision's workload only if provision ran last; converge it again, untimed.
+        cmd, cwd, env = command("provision", 1)
+        write_inventories(1)
+        subprocess.run(cmd, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        meta["probe_profile"] = profile_probe()
     meta["complete"] = True
     write_all(meta, results)
 
@@ -495,6 +564,7 @@ def write_all(meta, results, quiet=False):
 
 def write_results_md(meta, table, targets, phases, tree, checks):
     m = meta["machine"]
+    meta_counts_new = set(meta.get("counts_run", meta["counts"]))
     notes_path = f"{BENCH}/lib/results-notes.md"
     notes = open(notes_path).read() if os.path.exists(notes_path) else ""
     cfg = open(f"{BENCH}/ansible/ansible.cfg").read()
@@ -502,8 +572,8 @@ def write_results_md(meta, table, targets, phases, tree, checks):
 
 Generated by `bench/lib/bench.py` (via `bench/run.sh`); do not edit by hand: rerun the bench.
 
-- **Command:** `{meta['command']}`
-- **Host counts:** {' '.join(map(str, meta['counts']))}; per tool and count: {meta['change_runs']} changing run(s) (each after a reset of the hosts) and {meta['runs']} no-op runs; figures are medians
+- **Command:** `{meta['command']}`{''.join(f"; earlier, for {' '.join(str(c) for c in e['counts'] if c not in meta_counts_new)} hosts: `{e['command']}` ({e['started']} to {e.get('finished', '?')})" for e in meta.get('earlier', []))}
+- **Host counts:** {' '.join(map(str, meta['counts']))}; per tool and count: changing runs (each after a reset of the hosts) and no-op runs as counted under *Sanity checks*; figures are medians
 - **Machine:** {m['nproc']} cores ({m['cpu']}), {m['mem_gib']} GiB memory, Linux {m['kernel']}. The testbed hosts are containers on the same machine, so hosts and controller share these {m['nproc']} cores.
 - **When:** {meta['started']} to {meta.get('finished', '?')}{'' if meta.get('complete') else ' — **the bench was interrupted: partial results**'}
 - **Versions:** {'; '.join(f'{k}: {v}' for k, v in meta['versions'].items())}
