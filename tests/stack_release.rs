@@ -2,6 +2,7 @@
 //! running the stack (nginx, puma, sidekiq + redis, mysql, faye) provisioned by the
 //! project's roles, releasing examples/flipper.
 //!
+//! Named stack_release so it runs after tests/stack.rs, which provisions the fresh sandbox first.
 //! Hosts: the sandbox topology (web1 app1 app2 worker1 db1 db2 faye1, as tests/run.sh
 //! brings up), or with PROVISION_RELEASE_HOSTS=r the four hosts r1..r4
 //! (`tests/testbed.sh up r1=10.77.0.31 r2=10.77.0.32 r3=10.77.0.33 r4=10.77.0.34`).
