@@ -324,15 +324,28 @@ pub fn unlock_lines(token: &str) -> String {
 
 /// Upload (when `bytes` is given), unpack to releases/TS, REVISION, shared links.
 pub fn prepare_script(cfg: &HostCfg, ts: &str, art: &Artifact, upload: bool) -> String {
+    let payload = upload.then(|| upload_payload(&art.bytes));
+    prepare_script_with(cfg, ts, &art.sha256, &art.revision, payload.as_deref())
+}
+
+/// The artifact as here-document lines of base64 (made once, shared by the hosts).
+pub fn upload_payload(bytes: &[u8]) -> String {
+    let payload = crate::shell::heredoc_base64(bytes);
+    match payload.strip_prefix("<<'PV_EOF'\n") {
+        Some(body) => body.to_string(),
+        None => payload,
+    }
+}
+
+/// [`prepare_script`] with the upload's here-document body given (None: no upload).
+pub fn prepare_script_with(cfg: &HostCfg, ts: &str, sha: &str, revision: &str, upload: Option<&str>) -> String {
     let mut s = header(cfg);
-    let sha = &art.sha256;
     s.push_str(&format!("R=\"$D/releases/{ts}\"\nA=\"$D/.artifacts/{sha}.tar.gz\"\n"));
     // A run killed before it finishes leaves this: the next run removes that release unless it went live.
     s.push_str(&format!("echo {ts} > \"$D/.pv-pending\"\n"));
-    if upload {
-        let payload = crate::shell::heredoc_base64(&art.bytes);
-        let body = payload.strip_prefix("<<'PV_EOF'\n").unwrap_or(&payload);
-        s.push_str(&format!("base64 -d > \"$A.part\" <<'PV_EOF' || exit 3\n{body}"));
+    if let Some(body) = upload {
+        s.push_str("base64 -d > \"$A.part\" <<'PV_EOF' || exit 3\n");
+        s.push_str(body);
         s.push_str(&format!(
             "if ! echo \"{sha}  $A.part\" | sha256sum -c --status; then echo 'the uploaded artifact does not match its sha256' >&2; rm -f \"$A.part\"; exit 3; fi\nmv -f \"$A.part\" \"$A\" && echo '@@PV uploaded'\n"
         ));
@@ -341,7 +354,7 @@ pub fn prepare_script(cfg: &HostCfg, ts: &str, art: &Artifact, upload: bool) -> 
         "if [ -e \"$R\" ]; then echo \"release $R exists already\" >&2; exit 3; fi\nrm -rf \"$R.part\"\nmkdir \"$R.part\" || exit 3\n\
 tar -xzf \"$A\" -C \"$R.part\" --no-same-owner --no-same-permissions 2>\"$R.part.err\" || { cat \"$R.part.err\" >&2; rm -rf \"$R.part\" \"$R.part.err\"; exit 3; }\nrm -f \"$R.part.err\"\n",
     );
-    s.push_str(&format!("printf '%s\\n' {} > \"$R.part/REVISION\"\nprintf '%s\\n' {sha} > \"$R.part/.pv-artifact\"\n", quote(&art.revision)));
+    s.push_str(&format!("printf '%s\\n' {} > \"$R.part/REVISION\"\nprintf '%s\\n' {sha} > \"$R.part/.pv-artifact\"\n", quote(revision)));
     for d in &cfg.linked_dirs {
         let q = quote(d);
         s.push_str(&format!(
@@ -548,14 +561,24 @@ async fn run(t: &Target, script: &str, timeout: Duration, echo: bool) -> Result<
 
 /// Runs one script per target (None: skip) in parallel, at most `forks` at once.
 async fn phase(targets: &Arc<Vec<Target>>, scripts: Vec<Option<String>>, timeout: Duration, forks: usize) -> Vec<Option<Result<Out>>> {
+    let lazy = scripts.into_iter().map(|s| s.map(|s| Box::new(move || s) as LazyScript)).collect();
+    phase_lazy(targets, lazy, timeout, forks).await
+}
+
+/// A script made only when its host's turn comes, so that at most `forks` copies of a large
+/// upload are in memory at once.
+type LazyScript = Box<dyn FnOnce() -> String + Send>;
+
+async fn phase_lazy(targets: &Arc<Vec<Target>>, scripts: Vec<Option<LazyScript>>, timeout: Duration, forks: usize) -> Vec<Option<Result<Out>>> {
     let sem = Arc::new(tokio::sync::Semaphore::new(forks.max(1)));
     let mut set = tokio::task::JoinSet::new();
-    for (i, s) in scripts.into_iter().enumerate() {
-        let Some(s) = s else { continue };
+    for (i, make) in scripts.into_iter().enumerate() {
+        let Some(make) = make else { continue };
         let targets = targets.clone();
         let sem = sem.clone();
         set.spawn(async move {
             let _p = sem.acquire_owned().await;
+            let s = make();
             match targets.get(i) {
                 Some(t) => (i, run(t, &s, timeout, false).await),
                 None => (i, Err(anyhow!("internal error: no target {i}"))),
@@ -872,9 +895,19 @@ async fn release_locked(targets: &Arc<Vec<Target>>, token: &str, who: &str, art:
 
     // 2-3. upload, unpack, shared links
     let t = Instant::now();
-    let scripts: Vec<Option<String>> = targets.iter().zip(&probes).map(|(tg, p)| Some(prepare_script(&tg.cfg, &ts, art, p.mark("have-artifact").is_none()))).collect();
     let uploaded: Vec<String> = targets.iter().zip(&probes).filter(|(_, p)| p.mark("have-artifact").is_none()).map(|(t, _)| t.host.name.clone()).collect();
-    let prepared = phase(targets, scripts, Duration::from_secs(1800), forks).await;
+    let payload = Arc::new(if uploaded.is_empty() { String::new() } else { upload_payload(&art.bytes) });
+    let scripts: Vec<Option<LazyScript>> = targets
+        .iter()
+        .zip(&probes)
+        .map(|(tg, p)| {
+            let (cfg, ts, sha, rev, payload) = (tg.cfg.clone(), ts.clone(), art.sha256.clone(), art.revision.clone(), payload.clone());
+            let upload = p.mark("have-artifact").is_none();
+            Some(Box::new(move || prepare_script_with(&cfg, &ts, &sha, &rev, upload.then_some(payload.as_str()))) as LazyScript)
+        })
+        .collect();
+    // At most 4 uploads at once: each holds its own copy of the script in memory.
+    let prepared = phase_lazy(targets, scripts, Duration::from_secs(1800), forks.min(4)).await;
     let mut failures = Vec::new();
     for (i, r) in prepared.iter().enumerate() {
         let name = &targets[i].host.name;
@@ -1264,12 +1297,20 @@ mod tests {
         std::thread::spawn(move || {
             for (n, conn) in listener.incoming().enumerate() {
                 let Ok(mut c) = conn else { continue };
+                let _ = c.set_read_timeout(Some(Duration::from_secs(2)));
+                let mut req = String::new();
                 let mut buf = [0u8; 1024];
-                let _ = std::io::Read::read(&mut c, &mut buf);
-                let req = String::from_utf8_lossy(&buf);
+                while !req.contains("\r\n\r\n") {
+                    match std::io::Read::read(&mut c, &mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => req.push_str(&String::from_utf8_lossy(&buf[..n])),
+                    }
+                }
                 // /up answers 503 twice, then 200; /down always 500.
                 let code = if req.starts_with("GET /up ") && n >= 2 { "200 OK" } else if req.starts_with("GET /up ") { "503 No" } else { "500 No" };
                 let _ = std::io::Write::write_all(&mut c, format!("HTTP/1.1 {code}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").as_bytes());
+                let _ = c.shutdown(std::net::Shutdown::Write);
+                let _ = std::io::Read::read(&mut c, &mut buf);
             }
         });
         let up = sh(&health_lines(&format!("http://127.0.0.1:{port}/up"), 5, 0, 2));
