@@ -938,7 +938,8 @@ async fn release_locked(targets: &Arc<Vec<Target>>, token: &str, who: &str, art:
     match migrate_at.and_then(|i| targets.get(i)) {
         Some(t) => {
             let cmd = t.cfg.migrate.clone().unwrap_or_default();
-            println!("[4/8] migrations on {} (primary): {}", t.host.name, t.secrets.redact(&cmd));
+            let why = if t.host.primary { "the primary" } else { "the first puma host: no release host is flagged primary" };
+            println!("[4/8] migrations on {} ({why}): {}", t.host.name, t.secrets.redact(&cmd));
             let o = run(t, &migrate_script(&t.cfg, &ts, &cmd), Duration::from_secs(3600), true).await;
             match o {
                 Ok(o) if o.status == Some(0) => {}
