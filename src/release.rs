@@ -825,20 +825,20 @@ pub struct ReleaseReport {
 /// Err for failures that changed nothing or could not be cleaned up.
 pub async fn release(opts: &ReleaseOptions, source: &Source, revision: Option<&str>) -> Result<ReleaseReport> {
     let t_start = Instant::now();
-    let project = Project::load(&opts.inventory, &opts.extra_vars).map_err(|e| anyhow!("{e}"))?;
-    let hosts = release_hosts(&project, &opts.limits).map_err(|e| anyhow!("{e}"))?;
+    let project = Project::load(&opts.inventory, &opts.extra_vars).map_err(anyhow::Error::from)?;
+    let hosts = release_hosts(&project, &opts.limits).map_err(anyhow::Error::from)?;
     let mut secrets = Secrets::default();
     for (_, _, s) in &hosts {
         secrets.merge(s);
     }
     let host_list: Vec<Host> = hosts.iter().map(|(h, _, _)| h.clone()).collect();
-    project.preflight(&host_list, &secrets).map_err(|e| anyhow!("{e}"))?;
+    project.preflight(&host_list, &secrets).map_err(anyhow::Error::from)?;
     // The migration host is chosen among all release hosts, so that --limit never moves
     // migrations to another host: a limit that leaves it out runs none.
     let migrate_name = if opts.limits.is_empty() {
         migration_host(&hosts).and_then(|i| hosts.get(i)).map(|(h, _, _)| h.name.clone())
     } else {
-        let all = release_hosts(&project, &[]).map_err(|e| anyhow!("{e}"))?;
+        let all = release_hosts(&project, &[]).map_err(anyhow::Error::from)?;
         migration_host(&all).and_then(|i| all.get(i)).map(|(h, _, _)| h.name.clone())
     };
     let migrate_at = hosts.iter().position(|(h, c, _)| Some(&h.name) == migrate_name.as_ref() && c.migrate.is_some());
@@ -1033,13 +1033,13 @@ async fn release_locked(targets: &Arc<Vec<Target>>, token: &str, who: &str, art:
 /// before its current one), restarted and health-checked. Returns whether all went well.
 pub async fn rollback(opts: &ReleaseOptions, to: Option<&str>) -> Result<bool> {
     let t_start = Instant::now();
-    let project = Project::load(&opts.inventory, &opts.extra_vars).map_err(|e| anyhow!("{e}"))?;
-    let hosts = release_hosts(&project, &opts.limits).map_err(|e| anyhow!("{e}"))?;
+    let project = Project::load(&opts.inventory, &opts.extra_vars).map_err(anyhow::Error::from)?;
+    let hosts = release_hosts(&project, &opts.limits).map_err(anyhow::Error::from)?;
     let mut secrets = Secrets::default();
     for (_, _, s) in &hosts {
         secrets.merge(s);
     }
-    project.preflight(&hosts.iter().map(|(h, _, _)| h.clone()).collect::<Vec<_>>(), &secrets).map_err(|e| anyhow!("{e}"))?;
+    project.preflight(&hosts.iter().map(|(h, _, _)| h.clone()).collect::<Vec<_>>(), &secrets).map_err(anyhow::Error::from)?;
     if let Some(t) = to {
         if t.is_empty() || t.contains('/') || t.starts_with('.') {
             bail!("--to {t}: give a release name as `provision releases` lists it");
@@ -1120,8 +1120,8 @@ pub async fn rollback(opts: &ReleaseOptions, to: Option<&str>) -> Result<bool> {
 
 /// `provision releases`: the releases of every host, the current one marked.
 pub async fn list(opts: &ReleaseOptions) -> Result<bool> {
-    let project = Project::load(&opts.inventory, &opts.extra_vars).map_err(|e| anyhow!("{e}"))?;
-    let hosts = release_hosts(&project, &opts.limits).map_err(|e| anyhow!("{e}"))?;
+    let project = Project::load(&opts.inventory, &opts.extra_vars).map_err(anyhow::Error::from)?;
+    let hosts = release_hosts(&project, &opts.limits).map_err(anyhow::Error::from)?;
     let dir = control_dir()?;
     let targets = Arc::new(connect_all(&project, hosts, dir.path(), opts.forks).await?);
     let scripts = targets.iter().map(|t| Some(list_script(&t.cfg))).collect();
@@ -1441,7 +1441,11 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 }
 
 fn report_err(e: anyhow::Error) -> i32 {
-    eprintln!("error: {e:#}");
+    match e.downcast_ref::<Diagnostics>() {
+        // Input errors print as themselves: file:line, the message and the help.
+        Some(d) => eprintln!("{d}"),
+        None => eprintln!("error: {e:#}"),
+    }
     1
 }
 
