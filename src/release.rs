@@ -1341,6 +1341,24 @@ mod tests {
     }
 
     #[test]
+    fn command_lines_parse() {
+        use crate::cli::{Cli, Command};
+        use clap::Parser;
+        let c = Cli::try_parse_from(["provision", "release", "inv.yml", "--dir", "app", "--revision", "r1", "--limit", "app1"]).unwrap();
+        assert!(matches!(c.command, Some(Command::Release(ref a)) if a.dir.is_some() && a.target.limits == ["app1"]));
+        assert!(Cli::try_parse_from(["provision", "release", "inv.yml"]).is_err(), "a source is required");
+        assert!(Cli::try_parse_from(["provision", "release", "--dir", "a", "--artifact", "b.tar.gz"]).is_err(), "one source");
+        let c = Cli::try_parse_from(["provision", "rollback", "--to", "20260101000000"]).unwrap();
+        assert!(matches!(c.command, Some(Command::Rollback(ref a)) if a.to.as_deref() == Some("20260101000000")));
+        let c = Cli::try_parse_from(["provision", "do", "inv.yml", "sidekiq:quiet", "--limit", "worker1"]).unwrap();
+        assert!(matches!(c.command, Some(Command::Do(ref a)) if a.args == ["inv.yml", "sidekiq:quiet"]));
+        let c = Cli::try_parse_from(["provision", "do", "puma:status"]).unwrap();
+        assert!(matches!(c.command, Some(Command::Do(ref a)) if a.args == ["puma:status"]));
+        assert!(matches!(Cli::try_parse_from(["provision", "tasks"]).unwrap().command, Some(Command::Tasks(_))));
+        assert!(matches!(Cli::try_parse_from(["provision", "releases", "inv.yml"]).unwrap().command, Some(Command::Releases(_))));
+    }
+
+    #[test]
     fn dead_holder_on_this_controller() {
         assert_eq!(holder_is_dead_here("token=abc who=x controller=me pid=999999999 started=1", "me"), Some("abc".into()));
         assert_eq!(holder_is_dead_here("token=abc controller=other pid=999999999", "me"), None);
