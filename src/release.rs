@@ -355,6 +355,19 @@ pub fn prepare_script_with(cfg: &HostCfg, ts: &str, sha: &str, revision: &str, u
 tar -xzf \"$A\" -C \"$R.part\" --no-same-owner --no-same-permissions 2>\"$R.part.err\" || { cat \"$R.part.err\" >&2; rm -rf \"$R.part\" \"$R.part.err\"; exit 3; }\nrm -f \"$R.part.err\"\n",
     );
     s.push_str(&format!("printf '%s\\n' {} > \"$R.part/REVISION\"\nprintf '%s\\n' {sha} > \"$R.part/.pv-artifact\"\n", quote(revision)));
+    // The previous release's own fingerprinted assets are carried into the new one (once,
+    // not from release to release), so that pages served by old workers during the phased
+    // restart still find their assets on the web hosts.
+    s.push_str(
+        "P=$(readlink \"$D/current\" 2>/dev/null || true)\n\
+if [ -n \"$P\" ] && [ -d \"$P/public/assets\" ] && [ -d \"$R.part/public/assets\" ]; then\n\
+  (cd \"$P/public/assets\" && find . -type f) | while IFS= read -r f; do\n\
+    grep -qxF \"$f\" \"$P/.pv-carried-assets\" 2>/dev/null && continue\n\
+    [ -e \"$R.part/public/assets/$f\" ] && continue\n\
+    mkdir -p \"$(dirname \"$R.part/public/assets/$f\")\" && cp -p \"$P/public/assets/$f\" \"$R.part/public/assets/$f\" && printf '%s\\n' \"$f\" >> \"$R.part/.pv-carried-assets\"\n\
+  done\n\
+fi\n",
+    );
     for d in &cfg.linked_dirs {
         let q = quote(d);
         s.push_str(&format!(
@@ -1201,6 +1214,8 @@ mod tests {
         let src = tempfile::tempdir().unwrap();
         std::fs::write(src.path().join("app.rb"), content).unwrap();
         std::fs::create_dir_all(src.path().join("log")).unwrap();
+        std::fs::create_dir_all(src.path().join("public/assets")).unwrap();
+        std::fs::write(src.path().join(format!("public/assets/{content}.css")), content).unwrap();
         artifact(&Source::Dir(src.path().to_path_buf()), Some(content)).unwrap()
     }
 
@@ -1250,6 +1265,13 @@ mod tests {
         assert!(std::fs::symlink_metadata(d.path().join("app/current/log")).unwrap().file_type().is_symlink());
         assert!(std::fs::symlink_metadata(d.path().join("app/current/tmp/pids")).unwrap().file_type().is_symlink());
         assert!(std::fs::symlink_metadata(d.path().join("app/current/config/database.yml")).unwrap().file_type().is_symlink());
+        // Assets: each release has its own and the one before's, never older ones.
+        let assets: Vec<String> = {
+            let mut v: Vec<String> = std::fs::read_dir(d.path().join("app/current/public/assets")).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+            v.sort();
+            v
+        };
+        assert_eq!(assets, vec!["v3.css", "v4.css"]);
         let log = std::fs::read_to_string(d.path().join("app/revisions.log")).unwrap();
         assert_eq!(log.lines().count(), 4);
         // Artifacts of removed releases are removed too.
