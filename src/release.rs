@@ -324,15 +324,28 @@ pub fn unlock_lines(token: &str) -> String {
 
 /// Upload (when `bytes` is given), unpack to releases/TS, REVISION, shared links.
 pub fn prepare_script(cfg: &HostCfg, ts: &str, art: &Artifact, upload: bool) -> String {
+    let payload = upload.then(|| upload_payload(&art.bytes));
+    prepare_script_with(cfg, ts, &art.sha256, &art.revision, payload.as_deref())
+}
+
+/// The artifact as here-document lines of base64 (made once, shared by the hosts).
+pub fn upload_payload(bytes: &[u8]) -> String {
+    let payload = crate::shell::heredoc_base64(bytes);
+    match payload.strip_prefix("<<'PV_EOF'\n") {
+        Some(body) => body.to_string(),
+        None => payload,
+    }
+}
+
+/// [`prepare_script`] with the upload's here-document body given (None: no upload).
+pub fn prepare_script_with(cfg: &HostCfg, ts: &str, sha: &str, revision: &str, upload: Option<&str>) -> String {
     let mut s = header(cfg);
-    let sha = &art.sha256;
     s.push_str(&format!("R=\"$D/releases/{ts}\"\nA=\"$D/.artifacts/{sha}.tar.gz\"\n"));
     // A run killed before it finishes leaves this: the next run removes that release unless it went live.
     s.push_str(&format!("echo {ts} > \"$D/.pv-pending\"\n"));
-    if upload {
-        let payload = crate::shell::heredoc_base64(&art.bytes);
-        let body = payload.strip_prefix("<<'PV_EOF'\n").unwrap_or(&payload);
-        s.push_str(&format!("base64 -d > \"$A.part\" <<'PV_EOF' || exit 3\n{body}"));
+    if let Some(body) = upload {
+        s.push_str("base64 -d > \"$A.part\" <<'PV_EOF' || exit 3\n");
+        s.push_str(body);
         s.push_str(&format!(
             "if ! echo \"{sha}  $A.part\" | sha256sum -c --status; then echo 'the uploaded artifact does not match its sha256' >&2; rm -f \"$A.part\"; exit 3; fi\nmv -f \"$A.part\" \"$A\" && echo '@@PV uploaded'\n"
         ));
@@ -341,7 +354,20 @@ pub fn prepare_script(cfg: &HostCfg, ts: &str, art: &Artifact, upload: bool) -> 
         "if [ -e \"$R\" ]; then echo \"release $R exists already\" >&2; exit 3; fi\nrm -rf \"$R.part\"\nmkdir \"$R.part\" || exit 3\n\
 tar -xzf \"$A\" -C \"$R.part\" --no-same-owner --no-same-permissions 2>\"$R.part.err\" || { cat \"$R.part.err\" >&2; rm -rf \"$R.part\" \"$R.part.err\"; exit 3; }\nrm -f \"$R.part.err\"\n",
     );
-    s.push_str(&format!("printf '%s\\n' {} > \"$R.part/REVISION\"\nprintf '%s\\n' {sha} > \"$R.part/.pv-artifact\"\n", quote(&art.revision)));
+    s.push_str(&format!("printf '%s\\n' {} > \"$R.part/REVISION\"\nprintf '%s\\n' {sha} > \"$R.part/.pv-artifact\"\n", quote(revision)));
+    // The previous release's own fingerprinted assets are carried into the new one (once,
+    // not from release to release), so that pages served by old workers during the phased
+    // restart still find their assets on the web hosts.
+    s.push_str(
+        "P=$(readlink \"$D/current\" 2>/dev/null || true)\n\
+if [ -n \"$P\" ] && [ -d \"$P/public/assets\" ] && [ -d \"$R.part/public/assets\" ]; then\n\
+  (cd \"$P/public/assets\" && find . -type f) | while IFS= read -r f; do\n\
+    grep -qxF \"$f\" \"$P/.pv-carried-assets\" 2>/dev/null && continue\n\
+    [ -e \"$R.part/public/assets/$f\" ] && continue\n\
+    mkdir -p \"$(dirname \"$R.part/public/assets/$f\")\" && cp -p \"$P/public/assets/$f\" \"$R.part/public/assets/$f\" && printf '%s\\n' \"$f\" >> \"$R.part/.pv-carried-assets\"\n\
+  done\n\
+fi\n",
+    );
     for d in &cfg.linked_dirs {
         let q = quote(d);
         s.push_str(&format!(
@@ -548,14 +574,24 @@ async fn run(t: &Target, script: &str, timeout: Duration, echo: bool) -> Result<
 
 /// Runs one script per target (None: skip) in parallel, at most `forks` at once.
 async fn phase(targets: &Arc<Vec<Target>>, scripts: Vec<Option<String>>, timeout: Duration, forks: usize) -> Vec<Option<Result<Out>>> {
+    let lazy = scripts.into_iter().map(|s| s.map(|s| Box::new(move || s) as LazyScript)).collect();
+    phase_lazy(targets, lazy, timeout, forks).await
+}
+
+/// A script made only when its host's turn comes, so that at most `forks` copies of a large
+/// upload are in memory at once.
+type LazyScript = Box<dyn FnOnce() -> String + Send>;
+
+async fn phase_lazy(targets: &Arc<Vec<Target>>, scripts: Vec<Option<LazyScript>>, timeout: Duration, forks: usize) -> Vec<Option<Result<Out>>> {
     let sem = Arc::new(tokio::sync::Semaphore::new(forks.max(1)));
     let mut set = tokio::task::JoinSet::new();
-    for (i, s) in scripts.into_iter().enumerate() {
-        let Some(s) = s else { continue };
+    for (i, make) in scripts.into_iter().enumerate() {
+        let Some(make) = make else { continue };
         let targets = targets.clone();
         let sem = sem.clone();
         set.spawn(async move {
             let _p = sem.acquire_owned().await;
+            let s = make();
             match targets.get(i) {
                 Some(t) => (i, run(t, &s, timeout, false).await),
                 None => (i, Err(anyhow!("internal error: no target {i}"))),
@@ -802,20 +838,20 @@ pub struct ReleaseReport {
 /// Err for failures that changed nothing or could not be cleaned up.
 pub async fn release(opts: &ReleaseOptions, source: &Source, revision: Option<&str>) -> Result<ReleaseReport> {
     let t_start = Instant::now();
-    let project = Project::load(&opts.inventory, &opts.extra_vars).map_err(|e| anyhow!("{e}"))?;
-    let hosts = release_hosts(&project, &opts.limits).map_err(|e| anyhow!("{e}"))?;
+    let project = Project::load(&opts.inventory, &opts.extra_vars).map_err(anyhow::Error::from)?;
+    let hosts = release_hosts(&project, &opts.limits).map_err(anyhow::Error::from)?;
     let mut secrets = Secrets::default();
     for (_, _, s) in &hosts {
         secrets.merge(s);
     }
     let host_list: Vec<Host> = hosts.iter().map(|(h, _, _)| h.clone()).collect();
-    project.preflight(&host_list, &secrets).map_err(|e| anyhow!("{e}"))?;
+    project.preflight(&host_list, &secrets).map_err(anyhow::Error::from)?;
     // The migration host is chosen among all release hosts, so that --limit never moves
     // migrations to another host: a limit that leaves it out runs none.
     let migrate_name = if opts.limits.is_empty() {
         migration_host(&hosts).and_then(|i| hosts.get(i)).map(|(h, _, _)| h.name.clone())
     } else {
-        let all = release_hosts(&project, &[]).map_err(|e| anyhow!("{e}"))?;
+        let all = release_hosts(&project, &[]).map_err(anyhow::Error::from)?;
         migration_host(&all).and_then(|i| all.get(i)).map(|(h, _, _)| h.name.clone())
     };
     let migrate_at = hosts.iter().position(|(h, c, _)| Some(&h.name) == migrate_name.as_ref() && c.migrate.is_some());
@@ -872,9 +908,19 @@ async fn release_locked(targets: &Arc<Vec<Target>>, token: &str, who: &str, art:
 
     // 2-3. upload, unpack, shared links
     let t = Instant::now();
-    let scripts: Vec<Option<String>> = targets.iter().zip(&probes).map(|(tg, p)| Some(prepare_script(&tg.cfg, &ts, art, p.mark("have-artifact").is_none()))).collect();
     let uploaded: Vec<String> = targets.iter().zip(&probes).filter(|(_, p)| p.mark("have-artifact").is_none()).map(|(t, _)| t.host.name.clone()).collect();
-    let prepared = phase(targets, scripts, Duration::from_secs(1800), forks).await;
+    let payload = Arc::new(if uploaded.is_empty() { String::new() } else { upload_payload(&art.bytes) });
+    let scripts: Vec<Option<LazyScript>> = targets
+        .iter()
+        .zip(&probes)
+        .map(|(tg, p)| {
+            let (cfg, ts, sha, rev, payload) = (tg.cfg.clone(), ts.clone(), art.sha256.clone(), art.revision.clone(), payload.clone());
+            let upload = p.mark("have-artifact").is_none();
+            Some(Box::new(move || prepare_script_with(&cfg, &ts, &sha, &rev, upload.then_some(payload.as_str()))) as LazyScript)
+        })
+        .collect();
+    // At most 4 uploads at once: each holds its own copy of the script in memory.
+    let prepared = phase_lazy(targets, scripts, Duration::from_secs(1800), forks.min(4)).await;
     let mut failures = Vec::new();
     for (i, r) in prepared.iter().enumerate() {
         let name = &targets[i].host.name;
@@ -905,7 +951,8 @@ async fn release_locked(targets: &Arc<Vec<Target>>, token: &str, who: &str, art:
     match migrate_at.and_then(|i| targets.get(i)) {
         Some(t) => {
             let cmd = t.cfg.migrate.clone().unwrap_or_default();
-            println!("[4/8] migrations on {} (primary): {}", t.host.name, t.secrets.redact(&cmd));
+            let why = if t.host.primary { "the primary" } else { "the first puma host: no release host is flagged primary" };
+            println!("[4/8] migrations on {} ({why}): {}", t.host.name, t.secrets.redact(&cmd));
             let o = run(t, &migrate_script(&t.cfg, &ts, &cmd), Duration::from_secs(3600), true).await;
             match o {
                 Ok(o) if o.status == Some(0) => {}
@@ -999,13 +1046,13 @@ async fn release_locked(targets: &Arc<Vec<Target>>, token: &str, who: &str, art:
 /// before its current one), restarted and health-checked. Returns whether all went well.
 pub async fn rollback(opts: &ReleaseOptions, to: Option<&str>) -> Result<bool> {
     let t_start = Instant::now();
-    let project = Project::load(&opts.inventory, &opts.extra_vars).map_err(|e| anyhow!("{e}"))?;
-    let hosts = release_hosts(&project, &opts.limits).map_err(|e| anyhow!("{e}"))?;
+    let project = Project::load(&opts.inventory, &opts.extra_vars).map_err(anyhow::Error::from)?;
+    let hosts = release_hosts(&project, &opts.limits).map_err(anyhow::Error::from)?;
     let mut secrets = Secrets::default();
     for (_, _, s) in &hosts {
         secrets.merge(s);
     }
-    project.preflight(&hosts.iter().map(|(h, _, _)| h.clone()).collect::<Vec<_>>(), &secrets).map_err(|e| anyhow!("{e}"))?;
+    project.preflight(&hosts.iter().map(|(h, _, _)| h.clone()).collect::<Vec<_>>(), &secrets).map_err(anyhow::Error::from)?;
     if let Some(t) = to {
         if t.is_empty() || t.contains('/') || t.starts_with('.') {
             bail!("--to {t}: give a release name as `provision releases` lists it");
@@ -1086,8 +1133,8 @@ pub async fn rollback(opts: &ReleaseOptions, to: Option<&str>) -> Result<bool> {
 
 /// `provision releases`: the releases of every host, the current one marked.
 pub async fn list(opts: &ReleaseOptions) -> Result<bool> {
-    let project = Project::load(&opts.inventory, &opts.extra_vars).map_err(|e| anyhow!("{e}"))?;
-    let hosts = release_hosts(&project, &opts.limits).map_err(|e| anyhow!("{e}"))?;
+    let project = Project::load(&opts.inventory, &opts.extra_vars).map_err(anyhow::Error::from)?;
+    let hosts = release_hosts(&project, &opts.limits).map_err(anyhow::Error::from)?;
     let dir = control_dir()?;
     let targets = Arc::new(connect_all(&project, hosts, dir.path(), opts.forks).await?);
     let scripts = targets.iter().map(|t| Some(list_script(&t.cfg))).collect();
@@ -1167,6 +1214,8 @@ mod tests {
         let src = tempfile::tempdir().unwrap();
         std::fs::write(src.path().join("app.rb"), content).unwrap();
         std::fs::create_dir_all(src.path().join("log")).unwrap();
+        std::fs::create_dir_all(src.path().join("public/assets")).unwrap();
+        std::fs::write(src.path().join(format!("public/assets/{content}.css")), content).unwrap();
         artifact(&Source::Dir(src.path().to_path_buf()), Some(content)).unwrap()
     }
 
@@ -1216,6 +1265,13 @@ mod tests {
         assert!(std::fs::symlink_metadata(d.path().join("app/current/log")).unwrap().file_type().is_symlink());
         assert!(std::fs::symlink_metadata(d.path().join("app/current/tmp/pids")).unwrap().file_type().is_symlink());
         assert!(std::fs::symlink_metadata(d.path().join("app/current/config/database.yml")).unwrap().file_type().is_symlink());
+        // Assets: each release has its own and the one before's, never older ones.
+        let assets: Vec<String> = {
+            let mut v: Vec<String> = std::fs::read_dir(d.path().join("app/current/public/assets")).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+            v.sort();
+            v
+        };
+        assert_eq!(assets, vec!["v3.css", "v4.css"]);
         let log = std::fs::read_to_string(d.path().join("app/revisions.log")).unwrap();
         assert_eq!(log.lines().count(), 4);
         // Artifacts of removed releases are removed too.
@@ -1264,12 +1320,20 @@ mod tests {
         std::thread::spawn(move || {
             for (n, conn) in listener.incoming().enumerate() {
                 let Ok(mut c) = conn else { continue };
+                let _ = c.set_read_timeout(Some(Duration::from_secs(2)));
+                let mut req = String::new();
                 let mut buf = [0u8; 1024];
-                let _ = std::io::Read::read(&mut c, &mut buf);
-                let req = String::from_utf8_lossy(&buf);
+                while !req.contains("\r\n\r\n") {
+                    match std::io::Read::read(&mut c, &mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => req.push_str(&String::from_utf8_lossy(&buf[..n])),
+                    }
+                }
                 // /up answers 503 twice, then 200; /down always 500.
                 let code = if req.starts_with("GET /up ") && n >= 2 { "200 OK" } else if req.starts_with("GET /up ") { "503 No" } else { "500 No" };
                 let _ = std::io::Write::write_all(&mut c, format!("HTTP/1.1 {code}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").as_bytes());
+                let _ = c.shutdown(std::net::Shutdown::Write);
+                let _ = std::io::Read::read(&mut c, &mut buf);
             }
         });
         let up = sh(&health_lines(&format!("http://127.0.0.1:{port}/up"), 5, 0, 2));
@@ -1296,6 +1360,24 @@ mod tests {
         std::fs::write(lock.join("info"), "token=old\nwho=ghost\nexpires=1000\n").unwrap();
         let p = sh(&lock_script(&c, "new", "me", "ctl", 1, "", None));
         assert!(p.mark("lock recovered").unwrap().contains("who=ghost"), "{p:?}");
+    }
+
+    #[test]
+    fn command_lines_parse() {
+        use crate::cli::{Cli, Command};
+        use clap::Parser;
+        let c = Cli::try_parse_from(["provision", "release", "inv.yml", "--dir", "app", "--revision", "r1", "--limit", "app1"]).unwrap();
+        assert!(matches!(c.command, Some(Command::Release(ref a)) if a.dir.is_some() && a.target.limits == ["app1"]));
+        assert!(Cli::try_parse_from(["provision", "release", "inv.yml"]).is_err(), "a source is required");
+        assert!(Cli::try_parse_from(["provision", "release", "--dir", "a", "--artifact", "b.tar.gz"]).is_err(), "one source");
+        let c = Cli::try_parse_from(["provision", "rollback", "--to", "20260101000000"]).unwrap();
+        assert!(matches!(c.command, Some(Command::Rollback(ref a)) if a.to.as_deref() == Some("20260101000000")));
+        let c = Cli::try_parse_from(["provision", "do", "inv.yml", "sidekiq:quiet", "--limit", "worker1"]).unwrap();
+        assert!(matches!(c.command, Some(Command::Do(ref a)) if a.args == ["inv.yml", "sidekiq:quiet"]));
+        let c = Cli::try_parse_from(["provision", "do", "puma:status"]).unwrap();
+        assert!(matches!(c.command, Some(Command::Do(ref a)) if a.args == ["puma:status"]));
+        assert!(matches!(Cli::try_parse_from(["provision", "tasks"]).unwrap().command, Some(Command::Tasks(_))));
+        assert!(matches!(Cli::try_parse_from(["provision", "releases", "inv.yml"]).unwrap().command, Some(Command::Releases(_))));
     }
 
     #[test]
@@ -1399,7 +1481,11 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 }
 
 fn report_err(e: anyhow::Error) -> i32 {
-    eprintln!("error: {e:#}");
+    match e.downcast_ref::<Diagnostics>() {
+        // Input errors print as themselves: file:line, the message and the help.
+        Some(d) => eprintln!("{d}"),
+        None => eprintln!("error: {e:#}"),
+    }
     1
 }
 

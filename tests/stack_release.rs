@@ -274,6 +274,7 @@ fn release_rollback_and_actions_on_the_stack() {
     }
     assert_eq!(http(&web, "GET", "/version.txt").expect("GET").1.trim(), "v2");
     assert_eq!(http(&web, "GET", "/assets/app-v2.css").expect("GET").0, 200, "the shipped asset is served");
+    assert_eq!(http(&web, "GET", "/assets/app-v1.css").expect("GET").0, 200, "v1's asset is carried over for pages of old workers");
     let r = p.run(&["releases", "inventories/test.yml"]);
     assert_eq!(r.code, 0);
     assert!(r.stdout.lines().any(|l| l.trim_start().starts_with('*') && l.contains("v2") && l.contains("(current)")), "{}", r.stdout);
@@ -333,6 +334,8 @@ fn release_rollback_and_actions_on_the_stack() {
         let log = ssh(h, "cat /var/www/flipper/revisions.log");
         assert!(log.contains("revision v8") && log.contains("v3) failed its health check"), "{h}: {log}");
     }
+
+    assert_eq!(http(&web, "GET", "/assets/app-v1.css").expect("GET").0, 404, "assets are carried one release, not forever");
 
     // The migration ran once per release that reached it, on the primary only.
     let migrations = ssh(t.primary, "cat /var/www/flipper/shared/log/migrations.log");
