@@ -432,6 +432,6 @@ fn pool_below_concurrency_is_an_error_before_any_change() {
         .unwrap();
     let out = format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
     assert_eq!(o.status.code(), Some(1), "{out}");
-    assert!(out.contains("db_pool_is_smaller_than_sidekiq_concurrency"), "{out}");
+    assert!(out.contains("db_pool (3) is smaller than sidekiq_concurrency (10)") && out.contains("roles/sidekiq/tasks.yml:"), "{out}");
     assert!(!out.contains("connected"), "it connected:\n{out}");
 }
