@@ -513,18 +513,8 @@ pub struct DoArgs {
     /// [INVENTORY] ROLE:VERB (the inventory defaults to $PROVISION_INVENTORY, else inventories/staging.yml)
     #[arg(value_name = "ARGS", num_args = 1..=2, required = true)]
     pub args: Vec<String>,
-    /// Only these hosts or groups (repeatable)
-    #[arg(long = "limit", value_name = "HOST|GROUP")]
-    pub limits: Vec<String>,
-    /// Set a variable, overriding all others (repeatable)
-    #[arg(short = 'e', value_name = "KEY=VALUE")]
-    pub extra_vars: Vec<String>,
-    /// How many hosts to work on at once
-    #[arg(long, default_value_t = 20)]
-    pub forks: usize,
-    /// Say which user runs the action
-    #[arg(short, long)]
-    pub verbose: bool,
+    #[command(flatten)]
+    pub hosts: crate::release::HostOptions,
 }
 
 /// `provision tasks`.
@@ -548,14 +538,14 @@ pub fn cli_do(a: DoArgs) -> i32 {
         return 1;
     }
     let inventory = crate::cli::Target { inventory, ..Default::default() }.inventory_path();
-    let project = match Project::load(&inventory, &a.extra_vars) {
+    let project = match Project::load(&inventory, &a.hosts.extra_vars) {
         Ok(p) => p,
         Err(e) => {
             eprintln!("{e}");
             return 1;
         }
     };
-    let (action, planned) = match plan_do(&project, &spec, &a.limits) {
+    let (action, planned) = match plan_do(&project, &spec, &a.hosts.limits) {
         Ok(p) => p,
         Err(e) => {
             eprintln!("{e}");
@@ -570,7 +560,7 @@ pub fn cli_do(a: DoArgs) -> i32 {
             return 1;
         }
     };
-    match rt.block_on(run_do(&project, planned, a.forks, a.verbose)) {
+    match rt.block_on(run_do(&project, planned, a.hosts.forks, a.hosts.verbose)) {
         Ok(results) => {
             let failed: Vec<&DoResult> = results.iter().filter(|r| r.error.is_some()).collect();
             for r in &results {

@@ -838,12 +838,7 @@ pub struct ReleaseReport {
 /// Err for failures that changed nothing or could not be cleaned up.
 pub async fn release(opts: &ReleaseOptions, source: &Source, revision: Option<&str>) -> Result<ReleaseReport> {
     let t_start = Instant::now();
-    let project = Project::load(&opts.inventory, &opts.extra_vars).map_err(anyhow::Error::from)?;
-    let hosts = release_hosts(&project, &opts.limits).map_err(anyhow::Error::from)?;
-    let mut secrets = Secrets::default();
-    for (_, _, s) in &hosts {
-        secrets.merge(s);
-    }
+    let (project, hosts, secrets) = load_release_hosts(opts)?;
     let host_list: Vec<Host> = hosts.iter().map(|(h, _, _)| h.clone()).collect();
     project.preflight(&host_list, &secrets).map_err(anyhow::Error::from)?;
     // The migration host is chosen among all release hosts, so that --limit never moves
@@ -1042,16 +1037,22 @@ async fn release_locked(targets: &Arc<Vec<Target>>, token: &str, who: &str, art:
     Ok(ReleaseReport { release: ts, ok: true, rolled_back: false })
 }
 
-/// `provision rollback [--to RELEASE]`: every host back to RELEASE (default: the release
-/// before its current one), restarted and health-checked. Returns whether all went well.
-pub async fn rollback(opts: &ReleaseOptions, to: Option<&str>) -> Result<bool> {
-    let t_start = Instant::now();
+/// The project, its release hosts (limited), and every secret of theirs.
+fn load_release_hosts(opts: &ReleaseOptions) -> Result<(Project, Vec<(Host, HostCfg, Secrets)>, Secrets)> {
     let project = Project::load(&opts.inventory, &opts.extra_vars).map_err(anyhow::Error::from)?;
     let hosts = release_hosts(&project, &opts.limits).map_err(anyhow::Error::from)?;
     let mut secrets = Secrets::default();
     for (_, _, s) in &hosts {
         secrets.merge(s);
     }
+    Ok((project, hosts, secrets))
+}
+
+/// `provision rollback [--to RELEASE]`: every host back to RELEASE (default: the release
+/// before its current one), restarted and health-checked. Returns whether all went well.
+pub async fn rollback(opts: &ReleaseOptions, to: Option<&str>) -> Result<bool> {
+    let t_start = Instant::now();
+    let (project, hosts, secrets) = load_release_hosts(opts)?;
     project.preflight(&hosts.iter().map(|(h, _, _)| h.clone()).collect::<Vec<_>>(), &secrets).map_err(anyhow::Error::from)?;
     if let Some(t) = to {
         if t.is_empty() || t.contains('/') || t.starts_with('.') {
@@ -1367,7 +1368,7 @@ mod tests {
         use crate::cli::{Cli, Command};
         use clap::Parser;
         let c = Cli::try_parse_from(["provision", "release", "inv.yml", "--dir", "app", "--revision", "r1", "--limit", "app1"]).unwrap();
-        assert!(matches!(c.command, Some(Command::Release(ref a)) if a.dir.is_some() && a.target.limits == ["app1"]));
+        assert!(matches!(c.command, Some(Command::Release(ref a)) if a.dir.is_some() && a.target.hosts.limits == ["app1"]));
         assert!(Cli::try_parse_from(["provision", "release", "inv.yml"]).is_err(), "a source is required");
         assert!(Cli::try_parse_from(["provision", "release", "--dir", "a", "--artifact", "b.tar.gz"]).is_err(), "one source");
         let c = Cli::try_parse_from(["provision", "rollback", "--to", "20260101000000"]).unwrap();
@@ -1404,6 +1405,14 @@ mod tests {
 pub struct DeployTarget {
     /// The inventory file [default: $PROVISION_INVENTORY, else inventories/staging.yml]
     pub inventory: Option<PathBuf>,
+    #[command(flatten)]
+    pub hosts: HostOptions,
+}
+
+/// Which hosts and how many at once: shared by the commands that act on deployed hosts
+/// (`release`, `rollback`, `releases`, `do`).
+#[derive(clap::Args, Debug, Clone)]
+pub struct HostOptions {
     /// Only these hosts or groups (repeatable)
     #[arg(long = "limit", value_name = "HOST|GROUP")]
     pub limits: Vec<String>,
@@ -1421,7 +1430,8 @@ pub struct DeployTarget {
 impl DeployTarget {
     fn options(&self) -> ReleaseOptions {
         let inventory = crate::cli::Target { inventory: self.inventory.clone(), ..Default::default() }.inventory_path();
-        ReleaseOptions { inventory, limits: self.limits.clone(), extra_vars: self.extra_vars.clone(), forks: self.forks, verbose: self.verbose }
+        let h = &self.hosts;
+        ReleaseOptions { inventory, limits: h.limits.clone(), extra_vars: h.extra_vars.clone(), forks: h.forks, verbose: h.verbose }
     }
 }
 
