@@ -1037,8 +1037,11 @@ async fn release_locked(targets: &Arc<Vec<Target>>, token: &str, who: &str, art:
     Ok(ReleaseReport { release: ts, ok: true, rolled_back: false })
 }
 
+/// A release host: who it is, what it runs, its secrets.
+type ReleaseHost = (Host, HostCfg, Secrets);
+
 /// The project, its release hosts (limited), and every secret of theirs.
-fn load_release_hosts(opts: &ReleaseOptions) -> Result<(Project, Vec<(Host, HostCfg, Secrets)>, Secrets)> {
+fn load_release_hosts(opts: &ReleaseOptions) -> Result<(Project, Vec<ReleaseHost>, Secrets)> {
     let project = Project::load(&opts.inventory, &opts.extra_vars).map_err(anyhow::Error::from)?;
     let hosts = release_hosts(&project, &opts.limits).map_err(anyhow::Error::from)?;
     let mut secrets = Secrets::default();
