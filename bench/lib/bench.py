@@ -422,6 +422,42 @@ def report(results, meta):
                 t.append(f"| {n} | provision peak memory < 50 MB | {mx:.1f} MB | {verdict(mx < 50)} |")
     targets = "| hosts | target | measured | verdict |\n|---|---|---|---|\n" + "\n".join(t)
 
+    # For each miss, what dominates, from the same numbers.
+    why = []
+    for n in counts:
+        def wm(tool, mode):
+            return med(by[(tool, n)][mode], "wall") if (tool, n) in by and by[(tool, n)][mode] else None
+        p, a, y, f = wm("provision", "noop"), wm("ansible", "noop"), wm("pyinfra", "noop"), wm("floor", "noop")
+        xs = [x for r in by[("provision", n)]["noop"] for x in r["phases_ms"]] if ("provision", n) in by else []
+        if not (p and xs):
+            continue
+        c, pr = statistics.median(x[0] for x in xs), statistics.median(x[1] for x in xs)
+        tail = (f"provision's no-op at {n} hosts took {p:.3f} s; per host (median) {c:.0f} ms to connect and {pr:.0f} ms "
+                f"for the one probe round trip")
+        if y and y / p < 8:
+            msg = f"- **{n} hosts, ≥ 8× pyinfra missed:** {tail}. pyinfra took {y:.3f} s, so 8× needs ≤ {y / 8:.3f} s"
+            if f and y / 8 < f:
+                msg += (f", less than the {f:.3f} s floor itself ({y / 8 / f:.2f}×): the floor is only {y / f:.1f}× faster "
+                        "than pyinfra here, so no run that opens its SSH connections (as provision does on every run) can "
+                        "meet this target on this machine; connecting dominates")
+            elif f:
+                msg += (f", which is {y / 8 / f:.2f}× the {f:.3f} s floor: the SSH handshakes that the floor measures, on "
+                        "2 cores shared with the hosts, already take most of the budget")
+            why.append(msg + ".")
+        if a and a / p < 30:
+            why.append(f"- **{n} hosts, ≥ 30× ansible-core missed:** {tail}; ansible-core took {a:.3f} s.")
+        if f and p / f > 1.5:
+            why.append(f"- **{n} hosts, ≤ 1.5× floor missed:** {tail}; the floor took {f:.3f} s.")
+    prof = meta.get("probe_profile")
+    if why and prof:
+        k, v = max(prof["ms"].items(), key=lambda kv: kv[1])
+        why.append(f"- Inside the probe (see *Where provision's time goes*), the costliest command is `{k}` "
+                   f"({v:.1f} ms on {prof['host']}); the probe runs the validations of the sudoers drop-in and the unit on "
+                   "every run, also when the file on the host already has the wanted content. Running them only when "
+                   "the hash differs would shorten every no-op probe; it does not change the connect time.")
+    if why:
+        targets += "\n\nWhere a target is missed, what dominates (from `provision -v`):\n\n" + "\n".join(why)
+
     # Where provision's time goes (from -v), medians over hosts and runs.
     ph = ["| hosts | run | connect ms | probe ms | apply ms | sum of phases ms | wall s | round trips/host |", "|---|---|---|---|---|---|---|---|"]
     for n in counts:
