@@ -40,6 +40,9 @@ pub struct Validation {
     pub id: String,
     pub command: String,
     pub content: Vec<u8>,
+    /// The file and the hash it would have: when the host's file already has it, the
+    /// content was validated when it landed, and the check is skipped (no-op probes stay cheap).
+    pub unless_current: Option<(String, String)>,
 }
 
 impl FactRequest {

@@ -93,11 +93,18 @@ pub fn script(req: &FactRequest) -> String {
     }
     for v in &req.validations {
         let cmd = v.command.replace("%s", "\"$pv_t\"");
+        // Skipped, in sh and without a process, when the file already has this content.
+        if let Some((path, sha)) = v.unless_current.as_ref().filter(|(p, _)| req.hashes.contains_key(p)) {
+            s.push_str(&format!("case \"$pv_sums\" in *{}*) ;; *)\n", quote(&format!("{sha}  {path}"))));
+        }
         s.push_str(&format!(
-            "pv_t=$(mktemp) && base64 -d > \"$pv_t\" {heredoc}echo {mark}; pv_out=$({cmd} 2>&1 </dev/null); echo \"$?\"; printf '%s' \"$pv_out\" | base64 -w0; echo; rm -f \"$pv_t\"\n",
+            "pv_t=$(mktemp) && base64 -d > \"$pv_t\" {heredoc}echo {mark}; pv_out=$( ( {cmd}\n) 2>&1 </dev/null); echo \"$?\"; printf '%s' \"$pv_out\" | base64 -w0; echo; rm -f \"$pv_t\"\n",
             heredoc = heredoc_base64(&v.content),
             mark = quote(&format!("{MARK} validate {}", v.id)),
         ));
+        if v.unless_current.as_ref().is_some_and(|(p, _)| req.hashes.contains_key(p)) {
+            s.push_str(";; esac\n");
+        }
     }
     s.push_str(&format!("echo '{MARK} end'\nexit 0\n"));
     s
@@ -282,6 +289,17 @@ mod tests {
         assert_eq!(f.checks["c1"], 1);
         assert_eq!(f.validations["v1"], ValidationResult { status: 1, output: "boom".into() });
         assert!(complete(&out));
+    }
+
+    #[test]
+    fn validation_is_skipped_in_sh_when_the_file_already_has_the_content() {
+        let mut r = FactRequest::default();
+        r.hash("/etc/sudoers.d/x", "abc", true);
+        r.validations.push(Validation { id: "v".into(), command: "visudo -cf %s".into(), content: b"x".to_vec(), unless_current: Some(("/etc/sudoers.d/x".into(), "abc".into())) });
+        let s = script(&r);
+        let guard = s.find("case \"$pv_sums\" in *'abc  /etc/sudoers.d/x'*) ;; *)").expect("the skip guard");
+        assert!(guard < s.find("visudo -cf \"$pv_t\"").expect("the validation"));
+        assert!(s.contains(";; esac"));
     }
 
     #[test]

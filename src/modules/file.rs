@@ -61,7 +61,12 @@ impl FileSpec {
         if let FileState::Present { content, secret } = &self.state {
             req.hash(&self.path, &sha256_hex(content), !secret);
             if let Some(cmd) = &self.validate {
-                req.validations.push(Validation { id: self.validation_id(), command: cmd.clone(), content: content.clone() });
+                req.validations.push(Validation {
+                    id: self.validation_id(),
+                    command: cmd.clone(),
+                    content: content.clone(),
+                    unless_current: Some((self.path.clone(), sha256_hex(content))),
+                });
             }
         }
         if let Some(o) = &self.owner {
