@@ -39,4 +39,8 @@ tests/testbed.sh up t1 t2 t3 t4 "${SANDBOX[@]}"
 echo "testbed: 11 hosts up in $(( $(date +%s) - start )) s"
 
 echo "== tests"
+measurements=target/tmp/measurements.txt
+rm -f "$measurements"
 cargo test --locked -- --test-threads=4
+echo "== measurements"
+cat "$measurements" 2>/dev/null || true

@@ -10,6 +10,8 @@
 //! Traffic goes only to those 10.77.0.x testbed addresses. std only: ssh and the
 //! provision binary through std::process::Command, HTTP through a TcpStream.
 
+mod common;
+use common::record;
 use std::collections::BTreeSet;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -164,7 +166,7 @@ fn preflight() {
 /// Must show 1: the first provision exits 0; a second --check reports 0 changes and exits 0.
 fn provision_then_check() {
     let first = provision(&["-v"]);
-    eprintln!("first provision: {:.1}s, exit {}", first.secs, first.code);
+    record(&format!("stack: first provision of the sandbox: {:.1}s, exit {}", first.secs, first.code));
     assert_eq!(first.code, 0, "first provision failed:\n{}", first.out);
     for (n, _) in HOSTS {
         assert!(first.out.contains(&format!("{n}: ok=")), "no summary for {n}:\n{}", first.out);
@@ -175,7 +177,7 @@ fn provision_then_check() {
 
 fn check_converged(what: &str) {
     let check = provision(&["--check", "-v"]);
-    eprintln!("{what} --check: {:.1}s, exit {}", check.secs, check.code);
+    record(&format!("stack: {what} --check: {:.1}s, exit {}", check.secs, check.code));
     assert_eq!(check.code, 0, "{what}: --check wants changes (or failed):\n{}", check.out);
     assert!(check.out.contains("; 0 changes"), "{what}: --check did not report 0 changes:\n{}", check.out);
 }

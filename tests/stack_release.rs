@@ -263,7 +263,7 @@ fn release_rollback_and_actions_on_the_stack() {
     let wall = started.elapsed();
     std::thread::sleep(Duration::from_secs(3));
     let (ok, failed, errors) = load.finish();
-    println!("LOAD during the v2 release: {ok} requests ok, {failed} failed; release wall time {:.2} s", wall.as_secs_f64());
+    common::record(&format!("release: LOAD during the v2 release: {ok} requests ok, {failed} failed; release wall time {:.2} s", wall.as_secs_f64()));
     assert_eq!(r.code, 0, "release v2");
     assert_eq!(failed, 0, "failed requests during the release: {errors:?}");
     assert!(ok > 50, "the load ran ({ok} requests)");
@@ -305,7 +305,7 @@ fn release_rollback_and_actions_on_the_stack() {
     let r = p.run(&["release", "inventories/test.yml", "--dir", &p.app("v3").to_string_lossy(), "--revision", "v3"]);
     std::thread::sleep(Duration::from_secs(2));
     let (ok, failed, errors) = load.finish();
-    println!("LOAD during the failing v3 release and its rollback: {ok} requests ok, {failed} failed");
+    common::record(&format!("release: LOAD during the failing v3 release and its rollback: {ok} requests ok, {failed} failed"));
     assert_eq!(failed, 0, "failed requests during the rollback: {errors:?}");
     assert!(r.stdout.contains("recovered a stale deploy lock"), "{}", r.all());
     assert_eq!(r.code, 1, "a failed health check exits 1");

@@ -6,6 +6,17 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::{Mutex, MutexGuard};
 
+/// Prints a measurement and keeps it for the suite's summary (tests/run.sh prints the
+/// file at the end: cargo hides a passing test's output).
+pub fn record(line: &str) {
+    use std::io::Write;
+    println!("{line}");
+    let path = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("measurements.txt");
+    if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(path) {
+        let _ = writeln!(f, "{line}");
+    }
+}
+
 /// The testbed's state directory.
 pub fn testbed_dir() -> PathBuf {
     PathBuf::from(std::env::var("PROVISION_TESTBED").unwrap_or_else(|_| "/var/lib/provision-testbed".into()))
