@@ -22,7 +22,7 @@
 //! the roles and each host's merged variables, and connecting to hosts in parallel.
 
 use crate::error::{closest, Diagnostic, Diagnostics, Location};
-use crate::inventory::{is_documentation_address, Host, Inventory};
+use crate::inventory::{Host, Inventory};
 use crate::roles::{find_roles_dir, Role, Roles};
 use crate::transport::Connection;
 use crate::vars::{parse_extra_vars, Secrets};
@@ -158,22 +158,7 @@ impl Project {
 
     /// The hosts matching `limits` (host or group names; empty: all). Unknown names are errors.
     pub fn limited(&self, limits: &[String]) -> Result<Vec<Host>, Diagnostics> {
-        let groups = self.inventory.group_names();
-        let mut errors = Diagnostics::default();
-        for l in limits {
-            if !self.inventory.hosts.iter().any(|h| &h.name == l) && !groups.contains(l) {
-                let names = self.inventory.hosts.iter().map(|h| h.name.as_str()).chain(groups.iter().map(String::as_str));
-                errors.push(Diagnostic::new(format!("`--limit {l}` matches no host or group of the inventory")).did_you_mean(l, names));
-            }
-        }
-        errors.into_result()?;
-        Ok(self
-            .inventory
-            .hosts
-            .iter()
-            .filter(|h| limits.is_empty() || limits.iter().any(|l| l == &h.name || self.inventory.group_members(l).iter().any(|m| m.name == h.name)))
-            .cloned()
-            .collect())
+        Ok(self.inventory.limited(limits)?.into_iter().cloned().collect())
     }
 
     /// The merged variables of `host` (role defaults of its roles and their dependencies <
@@ -187,24 +172,7 @@ impl Project {
 
     /// Errors when a host can't be connected to (placeholder address, unset `!env`).
     pub fn preflight(&self, hosts: &[Host], secrets: &Secrets) -> Result<(), Diagnostics> {
-        let mut errors = Diagnostics::default();
-        for h in hosts {
-            if is_documentation_address(&h.address) {
-                errors.push(
-                    self.inventory
-                        .doc
-                        .error(&key(&h.path, "address"), format!("host `{}` has the placeholder address {}; provision does not connect to it", h.name, h.address))
-                        .help("put the server's real address in the inventory"),
-                );
-            }
-        }
-        let mut missing = secrets.missing_env.clone();
-        missing.sort();
-        missing.dedup();
-        for m in missing {
-            errors.push(Diagnostic::new(format!("the inventory reads the secret `!env {m}`, but {m} is not set")).help(format!("export {m}=... first")));
-        }
-        errors.into_result()
+        self.inventory.preflight(hosts, &secrets.missing_env)
     }
 }
 

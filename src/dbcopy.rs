@@ -74,9 +74,7 @@ fn plan(opts: &DbCopyOptions) -> Result<(Side, Side), Diagnostics> {
         return Err(Diagnostic::new("the source and the target are the same database on the same host").into());
     }
     for s in [&source, &target] {
-        if crate::inventory::is_documentation_address(&s.host.address) {
-            return Err(Diagnostic::new(format!("host `{}` has the placeholder address {}; provision does not connect to it", s.host.name, s.host.address)).into());
-        }
+        s.inventory.preflight([&s.host], [])?;
     }
     Ok((source, target))
 }

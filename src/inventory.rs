@@ -165,6 +165,52 @@ impl Inventory {
         names
     }
 
+    /// The hosts matching `limits` (host or group names; none given: every host), in
+    /// inventory order. An unknown name is an error with a "did you mean".
+    pub fn limited(&self, limits: &[String]) -> Result<Vec<&Host>, Diagnostics> {
+        let groups = self.group_names();
+        let mut errors = Diagnostics::default();
+        for l in limits {
+            if !self.hosts.iter().any(|h| &h.name == l) && !groups.contains(l) {
+                let names = self.hosts.iter().map(|h| h.name.as_str()).chain(groups.iter().map(String::as_str));
+                errors.push(Diagnostic::new(format!("`--limit {l}` matches no host or group of the inventory")).did_you_mean(l, names));
+            }
+        }
+        errors.into_result()?;
+        Ok(self
+            .hosts
+            .iter()
+            .filter(|h| limits.is_empty() || limits.iter().any(|l| l == &h.name || self.group_members(l).iter().any(|m| m.name == h.name)))
+            .collect())
+    }
+
+    /// Errors for what provision must not connect with: hosts with a placeholder address,
+    /// and `!env` secrets whose environment variable is not set.
+    pub fn preflight<'a>(&self, hosts: impl IntoIterator<Item = &'a Host>, missing_env: impl IntoIterator<Item = &'a String>) -> Result<(), Diagnostics> {
+        let mut errors = Diagnostics::default();
+        for host in hosts {
+            if is_documentation_address(&host.address) {
+                errors.push(
+                    self.doc
+                        .error(&key(&host.path, "address"), format!("host `{}` has the placeholder address {} (an RFC 5737 documentation range); provision does not connect to it", host.name, host.address))
+                        .help("put the server's real address in the inventory; `provision validate` checks placeholder inventories without connecting"),
+                );
+            }
+        }
+        let mut missing: Vec<String> = self.secrets.missing_env.clone();
+        missing.extend(missing_env.into_iter().cloned());
+        missing.sort();
+        missing.dedup();
+        for m in missing {
+            errors.push(
+                Diagnostic::new(format!("the inventory reads the secret `!env {m}`, but the environment variable {m} is not set"))
+                    .at(self.doc.locate(&[Seg::Key("vars".into())]))
+                    .help(format!("export {m}=... before running provision")),
+            );
+        }
+        errors.into_result()
+    }
+
     /// The directory the inventory lives in; relative paths in it are relative to this.
     pub fn dir(&self) -> PathBuf {
         self.doc.path.parent().map(Path::to_path_buf).unwrap_or_default()

@@ -4,14 +4,13 @@
 
 use crate::apply::{self, Event, EventParser, Outcome};
 use crate::error::{Diagnostic, Diagnostics, Location};
-use crate::inventory::{is_documentation_address, Host, Inventory};
+use crate::inventory::{Host, Inventory};
 use crate::planner::plan_host;
 use crate::report::{ChangeResult, HostReport, HostStatus, Reporter, RunReport, Summary, Timings};
 use crate::resources::{lower_host, HostResources};
 use crate::roles::{find_roles_dir, Roles};
 use crate::transport::{Connection, DEFAULT_COMMAND_TIMEOUT};
 use crate::vars::parse_extra_vars;
-use crate::yaml::Seg;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -49,21 +48,18 @@ pub fn load(sel: &Selection) -> Result<Loaded, Diagnostics> {
             errors.push(Diagnostic::new(format!("`--role {r}`: no such role")).did_you_mean(r, roles.roles.keys().map(String::as_str)));
         }
     }
-    let groups = inventory.group_names();
-    for l in &sel.limits {
-        if !inventory.hosts.iter().any(|h| &h.name == l) && !groups.contains(l) {
-            let names = inventory.hosts.iter().map(|h| h.name.as_str()).chain(groups.iter().map(String::as_str));
-            errors.push(Diagnostic::new(format!("`--limit {l}` matches no host or group of the inventory")).did_you_mean(l, names));
+    let limited = match inventory.limited(&sel.limits) {
+        Ok(hosts) => hosts,
+        Err(e) => {
+            errors.0.extend(e.0);
+            Vec::new()
         }
-    }
+    };
     errors.clone().into_result()?;
 
     let mut hosts = Vec::new();
-    for host in &inventory.hosts {
-        let limited = sel.limits.is_empty()
-            || sel.limits.iter().any(|l| l == &host.name || inventory.group_members(l).iter().any(|h| h.name == host.name));
-        let has_role = sel.roles.is_empty() || host.roles.iter().any(|r| sel.roles.contains(r));
-        if !limited || !has_role {
+    for host in limited {
+        if !sel.roles.is_empty() && !host.roles.iter().any(|r| sel.roles.contains(r)) {
             continue;
         }
         match lower_host(&inventory, host, &roles, &extra, &sel.roles) {
@@ -95,39 +91,11 @@ pub struct RunOptions {
     pub forks: usize,
 }
 
-/// Checks that `hosts` may be connected to: no placeholder addresses, no missing
-/// environment secrets.
-fn preflight<'a>(inventory: &Inventory, hosts: impl IntoIterator<Item = (&'a Host, &'a HostResources)>) -> Result<(), Diagnostics> {
-    let mut errors = Diagnostics::default();
-    let mut missing: Vec<&String> = inventory.secrets.missing_env.iter().collect();
-    for (host, res) in hosts {
-        if is_documentation_address(&host.address) {
-            errors.push(
-                inventory
-                    .doc
-                    .error(&crate::yaml::key(&host.path, "address"), format!("host `{}` has the placeholder address {} (an RFC 5737 documentation range); provision does not connect to it", host.name, host.address))
-                    .help("put the server's real address in the inventory; `provision validate` checks placeholder inventories without connecting"),
-            );
-        }
-        missing.extend(res.secrets.missing_env.iter());
-    }
-    missing.sort();
-    missing.dedup();
-    for m in missing {
-        errors.push(
-            Diagnostic::new(format!("the inventory reads the secret `!env {m}`, but the environment variable {m} is not set"))
-                .at(inventory.doc.locate(&[Seg::Key("vars".into())]))
-                .help(format!("export {m}=... before running provision")),
-        );
-    }
-    errors.into_result()
-}
-
 /// `provision INVENTORY [--check]`: probe, plan and (unless checking) apply on every
 /// selected host in parallel.
 pub async fn run(opts: &RunOptions, reporter: Arc<Reporter>) -> Result<RunReport, Diagnostics> {
     let loaded = load(&opts.selection)?;
-    preflight(&loaded.inventory, loaded.hosts.iter().map(|(h, r)| (h, r)))?;
+    loaded.inventory.preflight(loaded.hosts.iter().map(|(h, _)| h), loaded.hosts.iter().flat_map(|(_, r)| &r.secrets.missing_env))?;
     let control_dir = tempfile::Builder::new()
         .prefix(".pv-ssh-")
         .tempdir_in("/tmp")
@@ -178,21 +146,7 @@ where
 /// authenticated whatever the files say) must log in and pass `sudo -n true`. Returns the
 /// line to send to the waiting apply script, and why the login failed, if it did.
 async fn lockout_canary(host: &Host, ssh: &crate::inventory::SshSettings, control_dir: &Path) -> (String, Option<String>) {
-    let fresh_dir = control_dir.join(format!("canary-{}", host.name));
-    let check = async {
-        std::fs::create_dir_all(&fresh_dir)?;
-        let fresh = Connection::connect(host, ssh, &fresh_dir, false).await?;
-        let out = fresh.run_script("exit 0\n", Duration::from_secs(30)).await;
-        fresh.close().await;
-        let out = out?;
-        if out.status == Some(0) {
-            Ok(())
-        } else {
-            Err(anyhow::anyhow!("{}", out.stderr.trim()))
-        }
-    };
-    let verdict: anyhow::Result<()> = check.await;
-    match verdict {
+    match login_with_sudo(host, ssh, &control_dir.join(format!("canary-{}", host.name))).await {
         Ok(()) => (apply::CANARY_CONFIRM.to_string(), None),
         Err(why) => (apply::CANARY_REVERT.to_string(), Some(format!("{why:#}"))),
     }
@@ -227,10 +181,7 @@ pub async fn bootstrap(opts: &BootstrapOptions, reporter: Arc<Reporter>) -> Resu
         }
     }
     let mut plans = Vec::new();
-    for host in &inventory.hosts {
-        if !opts.selection.limits.is_empty() && !opts.selection.limits.iter().any(|l| l == &host.name || inventory.group_members(l).iter().any(|h| h.name == host.name)) {
-            continue;
-        }
+    for host in inventory.limited(&opts.selection.limits)? {
         if host.user == "root" {
             errors.push(inventory.doc.error(&host.path, format!("host `{}` connects as root; bootstrap creates an admin user and then disables root login", host.name)).help("set `user: admin` (the admin bootstrap creates) on the host"));
             continue;
@@ -247,7 +198,7 @@ pub async fn bootstrap(opts: &BootstrapOptions, reporter: Arc<Reporter>) -> Resu
         plans.push((host.clone(), phases));
     }
     errors.into_result()?;
-    preflight(&inventory, plans.iter().flat_map(|(h, phases)| phases.iter().map(move |r| (h, r))))?;
+    inventory.preflight(plans.iter().map(|(h, _)| h), plans.iter().flat_map(|(_, phases)| phases.iter().flat_map(|r| &r.secrets.missing_env)))?;
     let control_dir = tempfile::Builder::new().prefix(".pv-ssh-").tempdir_in("/tmp").map_err(|e| Diagnostic::new(format!("cannot create /tmp/.pv-ssh-*: {e}")))?;
     let ssh = Arc::new(inventory.ssh.clone());
     let who = format!("provision bootstrap on {} at {}", hostname(), unix_now());
@@ -261,8 +212,9 @@ pub async fn bootstrap(opts: &BootstrapOptions, reporter: Arc<Reporter>) -> Resu
     Ok(summarize("apply", hosts))
 }
 
-/// Whether `host` accepts a login as its inventory user with `sudo -n true`.
-async fn admin_login_works(host: &Host, ssh: &crate::inventory::SshSettings, dir: &Path) -> anyhow::Result<()> {
+/// Whether `host` accepts a fresh login (a new master connection, in `dir`) as its
+/// inventory user, with `sudo -n true` when that user is not root.
+async fn login_with_sudo(host: &Host, ssh: &crate::inventory::SshSettings, dir: &Path) -> anyhow::Result<()> {
     let conn = Connection::connect(host, ssh, dir, false).await?;
     let out = conn.run_script("exit 0\n", Duration::from_secs(30)).await;
     conn.close().await;
@@ -278,7 +230,7 @@ async fn bootstrap_host(host: Host, mut phases: Vec<HostResources>, ssh: &crate:
     let admin_dir = dir.join("admin");
     let _ = std::fs::create_dir_all(&admin_dir);
     // Already bootstrapped: the admin gets in, so go on as the admin (root may be refused by now).
-    let already = admin_login_works(&host, ssh, &admin_dir).await.is_ok();
+    let already = login_with_sudo(&host, ssh, &admin_dir).await.is_ok();
     let first = if already {
         reporter.note(&host.name, "already bootstrapped: connecting as the admin");
         converge_host_with(host.clone(), users, ssh, &dir.join("p1"), false, who, reporter, false).await
@@ -292,7 +244,7 @@ async fn bootstrap_host(host: Host, mut phases: Vec<HostResources>, ssh: &crate:
         return first;
     }
     // The canary: a fresh login as the admin, with sudo, before root login is switched off.
-    if let Err(e) = admin_login_works(&host, ssh, &dir.join("canary")).await {
+    if let Err(e) = login_with_sudo(&host, ssh, &dir.join("canary")).await {
         let mut r = first;
         r.status = HostStatus::Failed;
         r.error = Some(format!("a fresh login as the admin `{}` with `sudo -n true` failed, so root and password login were left as they are: {e:#}", host.user));
