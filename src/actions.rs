@@ -21,6 +21,8 @@
 //! This module also holds what the release step shares with `do`: loading the inventory,
 //! the roles and each host's merged variables, and connecting to hosts in parallel.
 
+use crate::sh;
+use crate::shell::Script;
 use crate::error::{closest, Diagnostic, Diagnostics, Location};
 use crate::inventory::{Host, Inventory};
 use crate::roles::{find_roles_dir, Role, Roles};
@@ -205,24 +207,28 @@ pub fn eval_when(role: &Role, source: &str, vars: &Mapping, at: &Location) -> Re
 
 /// The sh lines that run `script` as `user` from a root shell: the script goes on the
 /// inner shell's stdin as base64, never on a command line.
-pub fn as_user_script(user: &str, script: &str) -> String {
-    let payload = crate::shell::heredoc_base64(script.as_bytes());
-    let body = payload.strip_prefix("<<'PV_EOF'\n").unwrap_or(&payload);
-    let write = format!("base64 -d > \"$PV_TMP/action\" <<'PV_EOF' || exit 3\n{body}chmod 0644 \"$PV_TMP/action\"\ncd /\n");
+pub fn as_user_script(user: &str, script: &Script) -> Script {
+    let write = sh!(
+        "base64 -d > \"$PV_TMP/action\" {}[ -s \"$PV_TMP/action\" ] || [ {} -eq 0 ] || exit 3\nchmod 0644 \"$PV_TMP/action\"\ncd /\n",
+        crate::shell::heredoc_base64(script.as_str().as_bytes()),
+        script.len()
+    );
     if user == "root" {
-        format!("{write}sh \"$PV_TMP/action\"\n")
+        sh!("{}sh \"$PV_TMP/action\"\n", write)
     } else {
-        let u = crate::shell::quote(user);
-        format!(
-            "if ! id -u {u} >/dev/null 2>&1; then echo \"provision: user {plain} does not exist on this host\" >&2; exit 3; fi\n{write}runuser -u {u} -- sh -s < \"$PV_TMP/action\"\n",
-            plain = user.replace(['"', '$', '`', '\\'], "")
+        sh!(
+            "if ! id -u -- {} >/dev/null 2>&1; then echo {} >&2; exit 3; fi\n{}runuser -u {} -- sh -s < \"$PV_TMP/action\"\n",
+            user,
+            format!("provision: user {user} does not exist on this host"),
+            write,
+            user
         )
     }
 }
 
 /// A root script wrapper: a private temp dir, removed on exit.
-pub fn with_tmp(body: &str) -> String {
-    format!("set -u\numask 022\nPV_TMP=$(mktemp -d /tmp/.pv-action.XXXXXX) || exit 3\nchmod 0755 \"$PV_TMP\"\ntrap 'rm -rf \"$PV_TMP\"' EXIT\n{body}")
+pub fn with_tmp(body: Script) -> Script {
+    sh!("set -u\numask 022\nPV_TMP=$(mktemp -d /tmp/.pv-action.XXXXXX) || exit 3\nchmod 0755 \"$PV_TMP\"\ntrap 'rm -rf \"$PV_TMP\"' EXIT\n{}", body)
 }
 
 /// What `provision do` is asked to do, resolved per host.
@@ -230,7 +236,7 @@ pub fn with_tmp(body: &str) -> String {
 pub struct HostAction {
     pub host: Host,
     /// None: skipped because of `when`.
-    pub script: Option<String>,
+    pub script: Option<Script>,
     pub user: String,
     pub secrets: Secrets,
 }
@@ -293,8 +299,9 @@ pub fn plan_do(project: &Project, spec: &str, limits: &[String]) -> Result<(Acti
             if user.is_empty() || !user.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
                 return Err(Diagnostic::new(format!("action `{}:{}`: `{user}` is not a user name", action.role, action.verb)).at(action.location.clone()));
             }
-            let run = render(role, &action.run, &vars, &action.location)?;
-            Ok(HostAction { host: host.clone(), script: Some(run), user, secrets: secrets.clone() })
+            // The role's own code, its values quoted as they are printed into it.
+            let run = role.templates.render_code(&action.run, &JValue::from(Serde(&vars)), &action.location, crate::template::CodeKind::Shell)?;
+            Ok(HostAction { host: host.clone(), script: Some(Script::user_code(run)), user, secrets: secrets.clone() })
         })();
         match resolved {
             Ok(a) => out.push(a),
@@ -362,7 +369,7 @@ async fn do_host(a: HostAction, ssh: &crate::inventory::SshSettings, dir: &Path,
     if verbose {
         println!("{name}: running as {}", a.user);
     }
-    let full = with_tmp(&as_user_script(&a.user, script));
+    let full = with_tmp(as_user_script(&a.user, script));
     let secrets = a.secrets.clone();
     let res = conn
         .run_script_streaming(&full, Duration::from_secs(3600), |line| println!("{name}: {}", secrets.redact(line)))
@@ -452,7 +459,7 @@ mod tests {
     #[test]
     fn user_script_runs_locally() {
         // As root locally only when we are root (the tests run as root on the testbed machine).
-        let script = with_tmp(&as_user_script("root", "echo \"hi $((1+1))\"\n"));
+        let script = with_tmp(as_user_script("root", &Script::user_code("echo \"hi $((1+1))\"\n")));
         let out = std::process::Command::new("sh").arg("-c").arg(&script).output().unwrap();
         assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "hi 2", "{}", String::from_utf8_lossy(&out.stderr));
     }

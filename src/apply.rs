@@ -14,7 +14,8 @@ pub const CANARY_DIR: &str = "/var/lib/provision/canary";
 pub const CANARY_UNIT: &str = "provision-canary";
 /// How long the host waits for the controller's confirmation before it reverts.
 pub const CANARY_SECONDS: u64 = 300;
-use crate::shell::quote;
+use crate::sh;
+use crate::shell::{Script, Words};
 
 /// What the host reported about one change.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,8 +32,9 @@ pub enum Event {
     /// Another run holds the host's lock.
     Locked { holder: String },
     /// Login files are about to change; at the end the script waits for the controller's
-    /// verdict on a fresh login.
-    CanaryArmed,
+    /// verdict on a fresh login. `timer`: systemd has the timer that reverts them by itself
+    /// if the controller never answers.
+    CanaryArmed { timer: bool },
     /// The host kept the login changes (the fresh login worked).
     CanaryConfirmed,
     /// The host put the previous login files back.
@@ -40,23 +42,47 @@ pub enum Event {
 }
 
 /// The apply script for `changes`. `who` identifies this run in the lock.
-pub fn script(changes: &[Change], who: &str) -> String {
-    let mut s = String::new();
-    s.push_str("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n");
-    s.push_str("export PATH LC_ALL=C DEBIAN_FRONTEND=noninteractive APT_LISTCHANGES_FRONTEND=none\n");
-    s.push_str("umask 022\n");
-    s.push_str(&format!("mkdir -p {STATE_DIR} && chmod 700 {STATE_DIR} || exit 1\n"));
+pub fn script(changes: &[Change], who: &str) -> Script {
+    let mut s = sh!("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n");
+    s.push(sh!("export PATH LC_ALL=C DEBIAN_FRONTEND=noninteractive APT_LISTCHANGES_FRONTEND=none\n"));
+    s.push(sh!("umask 022\n"));
+    s.push(sh!("mkdir -p {} && chmod 700 {} || exit 1\n", STATE_DIR, STATE_DIR));
     // The lock is a directory (mkdir is atomic). Its owner file names the holder; a holder
     // whose process is gone left a stale lock, which is taken over.
-    s.push_str(&format!(
-        "if ! mkdir {LOCK_DIR} 2>/dev/null; then pv_owner=$(cat {LOCK_DIR}/owner 2>/dev/null); pv_pid=${{pv_owner%% *}}; \
+    s.push(sh!(
+        "if ! mkdir {} 2>/dev/null; then pv_owner=$(cat {} 2>/dev/null); pv_pid=${{pv_owner%% *}}; \
 if [ -n \"$pv_pid\" ] && kill -0 \"$pv_pid\" 2>/dev/null; then echo \"@@PV locked $pv_owner\"; exit 75; fi; \
-rm -rf {LOCK_DIR}; mkdir {LOCK_DIR} 2>/dev/null || {{ echo \"@@PV locked $(cat {LOCK_DIR}/owner 2>/dev/null)\"; exit 75; }}; fi\n"
+rm -rf {}; mkdir {} 2>/dev/null || {{ echo \"@@PV locked $(cat {} 2>/dev/null)\"; exit 75; }}; fi\n",
+        LOCK_DIR,
+        format!("{LOCK_DIR}/owner"),
+        LOCK_DIR,
+        LOCK_DIR,
+        format!("{LOCK_DIR}/owner")
     ));
-    s.push_str(&format!("echo \"$$ {}\" > {LOCK_DIR}/owner\n", who.replace(['"', '$', '`', '\\', '\n'], "")));
-    s.push_str(&format!("PV_RUN=$(mktemp -d /tmp/.pv-run.XXXXXX) || exit 1; export PV_RUN\ntrap 'rm -rf \"$PV_RUN\" {LOCK_DIR}' EXIT\n"));
-    s.push_str(&format!("pv_journal_add() {{ grep -qxF -- \"$1\" {JOURNAL} 2>/dev/null || {{ printf '%s\\n' \"$1\" >> {JOURNAL} && sync -- {JOURNAL}; }}; }}\n"));
-    s.push_str(&format!("pv_journal_clear() {{ [ -f {JOURNAL} ] || return 0; {{ grep -vxF -- \"$1\" {JOURNAL} || true; }} > {JOURNAL}.new; mv -f {JOURNAL}.new {JOURNAL}; }}\n"));
+    s.push(sh!("printf '%s %s\\n' \"$$\" {} > {}\n", who.replace('\n', " "), format!("{LOCK_DIR}/owner")));
+    // A run killed before its EXIT trap left its temp directory (perhaps with a secret's
+    // stdin in it): ours are cleaned here, under the lock, when their process is gone.
+    s.push(sh!(
+        "for pv_old in /tmp/.pv-run.*; do [ -d \"$pv_old\" ] || continue; pv_op=$(cat \"$pv_old/pid\" 2>/dev/null); if [ -z \"$pv_op\" ] || ! kill -0 \"$pv_op\" 2>/dev/null; then rm -rf -- \"$pv_old\"; fi; done\n"
+    ));
+    s.push(sh!(
+        "PV_RUN=$(mktemp -d /tmp/.pv-run.XXXXXX) || exit 1; export PV_RUN; echo \"$$\" > \"$PV_RUN/pid\"\ntrap 'rm -rf \"$PV_RUN\" {}' EXIT\n",
+        LOCK_DIR
+    ));
+    s.push(sh!(
+        "pv_journal_add() {{ grep -qxF -- \"$1\" {} 2>/dev/null || {{ printf '%s\\n' \"$1\" >> {} && sync -- {}; }}; }}\n",
+        JOURNAL,
+        JOURNAL,
+        JOURNAL
+    ));
+    s.push(sh!(
+        "pv_journal_clear() {{ [ -f {} ] || return 0; {{ grep -vxF -- \"$1\" {} || true; }} > {}; mv -f {} {}; }}\n",
+        JOURNAL,
+        JOURNAL,
+        format!("{JOURNAL}.new"),
+        format!("{JOURNAL}.new"),
+        JOURNAL
+    ));
 
     let all_packages: Vec<&String> = changes
         .iter()
@@ -68,7 +94,8 @@ rm -rf {LOCK_DIR}; mkdir {LOCK_DIR} 2>/dev/null || {{ echo \"@@PV locked $(cat {
         .flatten()
         .collect();
     let needs_update = changes.iter().flat_map(|c| &c.steps).any(|s| matches!(s, Step::AptInstall { update: true, .. }));
-    s.push_str(&end_function());
+    s.push(end_function());
+    let login_files: Vec<&String> = changes.iter().filter_map(|c| c.login_file.as_ref()).collect();
     let mut apt_done = false;
     let mut canary_armed = false;
 
@@ -76,50 +103,49 @@ rm -rf {LOCK_DIR}; mkdir {LOCK_DIR} 2>/dev/null || {{ echo \"@@PV locked $(cat {
         if let Some(file) = &c.login_file {
             if !canary_armed {
                 canary_armed = true;
-                s.push_str(&arm_canary());
+                s.push(arm_canary(&login_files));
             }
-            s.push_str(&format!("pv_canary_save {}\n", quote(file)));
+            let n = login_files.iter().position(|f| *f == file).unwrap_or(0) + 1;
+            s.push(sh!("pv_canary_save {} {}\n", n, file));
         }
-        s.push_str("(\nset -e\n");
+        s.push(sh!("(\nset -e\n"));
         for n in &c.notify {
-            s.push_str(&format!("pv_journal_add {}\n", quote(&format!("{}/{}", c.role, n))));
+            s.push(sh!("pv_journal_add {}\n", format!("{}/{}", c.role, n)));
         }
         for step in &c.steps {
             match step {
-                Step::Shell(sh) => {
-                    s.push_str(sh);
-                    if !sh.ends_with('\n') {
-                        s.push('\n');
-                    }
+                Step::Shell(code) => {
+                    s.line(code.clone());
                 }
                 Step::AptInstall { .. } if !apt_done => {
                     apt_done = true;
                     if needs_update {
-                        s.push_str("apt-get update -q\n");
+                        s.push(sh!("apt-get update -q\n"));
                     }
-                    s.push_str(&format!(
+                    s.push(sh!(
                         "apt-get install -y -q -o Dpkg::Lock::Timeout=120 -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold -- {}\n",
-                        crate::shell::quote_all(all_packages.iter())
+                        Words(&all_packages)
                     ));
                 }
                 Step::AptInstall { .. } => {}
-                Step::AptRemove(pkgs) => s.push_str(&format!(
-                    "apt-get remove -y -q -o Dpkg::Lock::Timeout=120 -- {}\n",
-                    crate::shell::quote_all(pkgs.iter())
-                )),
+                Step::AptRemove(pkgs) => {
+                    s.push(sh!("apt-get remove -y -q -o Dpkg::Lock::Timeout=120 -- {}\n", Words(pkgs)));
+                }
                 Step::DaemonReloadIfNeeded => {
-                    s.push_str("if [ -e \"$PV_RUN/daemon-reload\" ]; then systemctl daemon-reload; rm -f \"$PV_RUN/daemon-reload\"; fi\n")
+                    s.push(sh!("if [ -e \"$PV_RUN/daemon-reload\" ]; then systemctl daemon-reload; rm -f \"$PV_RUN/daemon-reload\"; fi\n"));
                 }
             }
         }
         if let Some(key) = &c.clears_journal {
-            s.push_str(&format!("pv_journal_clear {}\n", quote(key)));
+            s.push(sh!("pv_journal_clear {}\n", key));
         }
-        s.push_str(&format!(
-            ") >\"$PV_RUN/log\" 2>&1 </dev/null\npv_rc=$?\nif [ $pv_rc -eq 0 ]; then echo '@@PV ok {i}'; else echo \"@@PV fail {i} $pv_rc\"; base64 -w0 \"$PV_RUN/log\"; echo; pv_end 1; fi\n"
+        s.push(sh!(
+            ") >\"$PV_RUN/log\" 2>&1 </dev/null\npv_rc=$?\nif [ $pv_rc -eq 0 ]; then echo '@@PV ok {}'; else echo \"@@PV fail {} $pv_rc\"; base64 -w0 \"$PV_RUN/log\"; echo; pv_end 1; fi\n",
+            i,
+            i
         ));
     }
-    s.push_str("pv_end 0\n");
+    s.push(sh!("pv_end 0\n"));
     s
 }
 
@@ -131,47 +157,76 @@ pub const CANARY_REVERT: &str = "revert\n";
 /// Sh that ends the script: with login changes made, it asks the controller for a verdict
 /// on a fresh login and waits on stdin, still root, so reverting needs no new privilege
 /// (the broken sudo rule may be exactly what the verdict is about). EOF counts as revert.
-fn end_function() -> String {
-    r#"pv_end() {
-  if [ -n "${pv_canary_n:-}" ]; then
+fn end_function() -> Script {
+    sh!(
+        "pv_end() {{
+  if [ -n \"${{pv_canary_n:-}}\" ]; then
     echo '@@PV canary wait'
-    if read -r pv_verdict && [ "$pv_verdict" = confirm ]; then
+    if read -r pv_verdict && [ \"$pv_verdict\" = confirm ]; then
       echo '@@PV canary confirmed'
     else
-      sh DIR/restore.sh && echo '@@PV canary reverted'
+      sh {} && echo '@@PV canary reverted'
     fi
-    systemctl stop UNIT.timer >/dev/null 2>&1; rm -rf DIR
+    systemctl stop {} >/dev/null 2>&1; rm -rf -- {}
   fi
-  exit "$1"
-}
-"#
-    .replace("UNIT", CANARY_UNIT)
-    .replace("DIR", CANARY_DIR)
+  exit \"$1\"
+}}
+",
+        format!("{CANARY_DIR}/restore.sh"),
+        format!("{CANARY_UNIT}.timer"),
+        CANARY_DIR
+    )
 }
 
-/// Sh that prepares the canary: a fresh restore script, and a timer that runs it unless
-/// [`confirm_canary_script`] stops it first.
-fn arm_canary() -> String {
-    r#"systemctl stop UNIT.timer UNIT.service >/dev/null 2>&1; rm -rf DIR; mkdir -p DIR/saved && chmod 700 DIR
-echo '#!/bin/sh' > DIR/restore.sh
-pv_canary_n=0
-pv_canary_save() {
-  pv_canary_n=$((pv_canary_n + 1))
-  if [ -e "$1" ]; then
-    cp -a -- "$1" "DIR/saved/$pv_canary_n"
-    printf 'cp -a -- %s "%s.pv-restore" && mv -f -- "%s.pv-restore" "%s"
-' "DIR/saved/$pv_canary_n" "$1" "$1" "$1" >> DIR/restore.sh
-  else
-    printf 'rm -f -- "%s"
-' "$1" >> DIR/restore.sh
-  fi
+/// The script that puts the login files back, written whole on the controller: file `N` of
+/// `files` was saved as `saved/N` if it existed, and is removed if it did not.
+pub fn restore_script(files: &[&String]) -> Script {
+    let mut s = sh!("#!/bin/sh\n");
+    for (i, f) in files.iter().enumerate() {
+        let saved = format!("{CANARY_DIR}/saved/{}", i + 1);
+        let tmp = format!("{f}.pv-restore");
+        s.push(sh!(
+            "if [ -e {} ]; then cp -a -- {} {} && mv -f -- {} {}; else rm -f -- {}; fi\n",
+            saved,
+            saved,
+            tmp,
+            tmp,
+            *f,
+            *f
+        ));
+    }
+    s
 }
-systemd-run --quiet --unit=UNIT --on-active=SECONDS /bin/sh DIR/restore.sh </dev/null >/dev/null 2>&1 || true
-echo '@@PV canary armed'
-"#
-    .replace("UNIT", CANARY_UNIT)
-    .replace("DIR", CANARY_DIR)
-    .replace("SECONDS", &CANARY_SECONDS.to_string())
+
+/// Sh that prepares the canary: the restore script, and a timer that runs it unless the
+/// controller's verdict comes first. The timer is reported only when systemd has it.
+fn arm_canary(files: &[&String]) -> Script {
+    let dir = CANARY_DIR;
+    let timer = format!("{CANARY_UNIT}.timer");
+    let restore = format!("{CANARY_DIR}/restore.sh");
+    sh!(
+        "systemctl stop {} {} >/dev/null 2>&1; rm -rf -- {}; mkdir -p {} && chmod 700 {}
+base64 -d > {} {}pv_canary_n=0
+pv_canary_save() {{
+  pv_canary_n=$1
+  if [ -e \"$2\" ]; then cp -a -- \"$2\" {}/\"$1\"; fi
+}}
+systemd-run --quiet --unit={} --on-active={} /bin/sh {} </dev/null >/dev/null 2>&1
+if systemctl is-active -q {}; then echo '@@PV canary armed timer'; else echo '@@PV canary armed'; fi
+",
+        timer,
+        format!("{CANARY_UNIT}.service"),
+        dir,
+        format!("{dir}/saved"),
+        dir,
+        restore,
+        crate::shell::heredoc_base64(restore_script(files).as_str().as_bytes()),
+        format!("{dir}/saved"),
+        CANARY_UNIT,
+        format!("{CANARY_SECONDS}s"),
+        restore,
+        timer
+    )
 }
 
 /// Reads the apply script's output one line at a time.
@@ -191,9 +246,9 @@ impl EventParser {
                 .unwrap_or_else(|_| line.to_string());
             return Some(Event::Finished { index, outcome: Outcome::Failed { status, output } });
         }
-        let rest = line.strip_prefix("@@PV ")?;
+        let (name, rest) = crate::shell::marker(line)?;
         let mut words = rest.split(' ');
-        match words.next()? {
+        match name {
             "ok" => Some(Event::Finished { index: words.next()?.parse().ok()?, outcome: Outcome::Done }),
             "fail" => {
                 let index = words.next()?.parse().ok()?;
@@ -202,12 +257,12 @@ impl EventParser {
                 None
             }
             "canary" => match words.next()? {
-                "armed" => Some(Event::CanaryArmed),
+                "armed" => Some(Event::CanaryArmed { timer: words.next() == Some("timer") }),
                 "confirmed" => Some(Event::CanaryConfirmed),
                 "reverted" => Some(Event::CanaryReverted),
                 _ => None,
             },
-            "locked" => Some(Event::Locked { holder: rest.trim_start_matches("locked").trim().to_string() }),
+            "locked" => Some(Event::Locked { holder: rest.trim().to_string() }),
             _ => None,
         }
     }
@@ -222,7 +277,7 @@ mod tests {
     fn packages_install_in_one_call_at_the_first() {
         let changes = vec![
             Change::new("package", "a", Action::Create).step(Step::AptInstall { packages: vec!["a".into()], update: false }),
-            Change::new("file", "/x", Action::Create).shell("true"),
+            Change::new("file", "/x", Action::Create).shell(sh!("true")),
             Change::new("package", "b", Action::Create).step(Step::AptInstall { packages: vec!["b".into()], update: true }),
         ];
         let s = script(&changes, "test");

@@ -21,7 +21,7 @@ pub struct FactRequest {
     pub users: BTreeSet<String>,
     pub groups: BTreeSet<String>,
     /// Guard commands (`unless`), by id: only their exit status is read.
-    pub checks: Vec<(String, String)>,
+    pub checks: Vec<(String, crate::shell::Script)>,
     /// Content validations (`visudo -cf %s`), by id, run on a temp file with the content.
     pub validations: Vec<Validation>,
 }
@@ -38,7 +38,7 @@ pub struct FileWant {
 #[derive(Debug, Clone)]
 pub struct Validation {
     pub id: String,
-    pub command: String,
+    pub command: crate::shell::Script,
     pub content: Vec<u8>,
     /// The file and the hash it would have: when the host's file already has it, the
     /// content was validated when it landed, and the check is skipped (no-op probes stay cheap).

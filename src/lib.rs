@@ -19,6 +19,7 @@ pub mod plan;
 pub mod planner;
 pub mod probe;
 pub mod release;
+pub mod release_scripts;
 pub mod report;
 pub mod resources;
 pub mod roles;

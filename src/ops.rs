@@ -216,7 +216,7 @@ pub async fn bootstrap(opts: &BootstrapOptions, reporter: Arc<Reporter>) -> Resu
 /// inventory user, with `sudo -n true` when that user is not root.
 async fn login_with_sudo(host: &Host, ssh: &crate::inventory::SshSettings, dir: &Path) -> anyhow::Result<()> {
     let conn = Connection::connect(host, ssh, dir, false).await?;
-    let out = conn.run_script("exit 0\n", Duration::from_secs(30)).await;
+    let out = conn.run_script(&crate::sh!("exit 0\n"), Duration::from_secs(30)).await;
     conn.close().await;
     match out? {
         o if o.status == Some(0) => Ok(()),
@@ -391,7 +391,7 @@ async fn converge_host_with(host: Host, res: HostResources, ssh: &crate::invento
         let mut parser = EventParser::default();
         let mut results: Vec<Option<ChangeResult>> = vec![None; plan.changes.len()];
         let mut locked = None;
-        let mut canary_armed = false;
+        let mut canary_armed = None;
         let mut canary_result = None;
         let canary_why = Arc::new(std::sync::Mutex::new(None));
         let answer: Option<std::pin::Pin<Box<dyn std::future::Future<Output = String> + Send + '_>>> =
@@ -420,23 +420,29 @@ async fn converge_host_with(host: Host, res: HostResources, ssh: &crate::invento
                     results[index] = Some(ChangeResult { change: redact_change(c), status: status.into(), error: error.map(|e| secrets.redact(&e)) });
                 }
                 Some(Event::Locked { holder }) => locked = Some(holder),
-                Some(Event::CanaryArmed) => canary_armed = true,
+                Some(Event::CanaryArmed { timer }) => canary_armed = Some(timer),
                 Some(e @ (Event::CanaryConfirmed | Event::CanaryReverted)) => canary_result = Some(e),
                 _ => {}
             }, answer, "@@PV canary wait")
             .await;
         let why = canary_why.lock().ok().and_then(|w| w.clone());
         let canary_error = match (canary_armed, canary_result, why) {
-            (false, _, _) | (true, Some(Event::CanaryConfirmed), None) => None,
-            (true, Some(Event::CanaryReverted), why) => Some(format!(
+            (None, _, _) | (Some(_), Some(Event::CanaryConfirmed), None) => None,
+            (Some(_), Some(Event::CanaryReverted), why) => Some(format!(
                 "lockout canary: after the change a fresh login as {} with `sudo -n true` failed ({}); the changed login files (sudoers, authorized_keys) were put back as they were",
                 host.user,
                 why.unwrap_or_else(|| "no answer".into())
             )),
-            (true, _, _) => Some(format!(
+            (Some(true), _, _) => Some(format!(
                 "lockout canary: the host did not confirm the login check; its {} timer puts the previous login files back within {} s",
                 apply::CANARY_UNIT,
                 apply::CANARY_SECONDS
+            )),
+            // Say only what is true: without the timer nothing reverts by itself.
+            (Some(false), _, _) => Some(format!(
+                "lockout canary: the host did not confirm the login check, and systemd could not start the {} timer there, so nothing reverts the login files by itself: log in and check them (the previous versions are in {}/saved)",
+                apply::CANARY_UNIT,
+                apply::CANARY_DIR
             )),
         };
         timings.apply = t.elapsed().as_millis();

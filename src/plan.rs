@@ -2,6 +2,7 @@
 //! each with its before/after details and diff. `--check` prints it and stops; apply
 //! executes exactly it. Only `steps` drive the apply; everything else is for people.
 
+use crate::shell::Script;
 use serde::Serialize;
 
 /// What a change does to its resource.
@@ -40,7 +41,7 @@ pub enum Provides {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Step {
     /// A POSIX sh snippet.
-    Shell(String),
+    Shell(Script),
     /// Packages to install. All installs of a host are merged into one `apt-get install`
     /// at the first of them; `update` asks for `apt-get update` first.
     AptInstall { packages: Vec<String>, update: bool },
@@ -111,8 +112,8 @@ impl Change {
         self
     }
 
-    pub fn shell(self, script: impl Into<String>) -> Self {
-        self.step(Step::Shell(script.into()))
+    pub fn shell(self, script: Script) -> Self {
+        self.step(Step::Shell(script))
     }
 
     pub fn provides(mut self, p: Provides) -> Self {

@@ -5,7 +5,8 @@
 //! `systemctl show`, one `getent` per database.
 
 use crate::facts::*;
-use crate::shell::{heredoc_base64, quote, quote_all};
+use crate::sh;
+use crate::shell::{heredoc_base64, mark, Alternatives, Script, Words, MARK};
 use base64::Engine;
 use std::collections::HashMap;
 
@@ -19,94 +20,91 @@ pub const LOCK_DIR: &str = "/var/lib/provision/lock";
 /// Files larger than this are compared by hash only; their diff is not shown.
 pub const MAX_DIFF_BYTES: u64 = 256 * 1024;
 
-/// Lines of the probe's output start with this marker to open a section.
-const MARK: &str = "@@PV";
-
 /// The probe script for `req`.
-pub fn script(req: &FactRequest) -> String {
-    let mut s = String::new();
-    s.push_str("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin; export PATH LC_ALL=C\n");
+pub fn script(req: &FactRequest) -> Script {
+    let mut s = sh!("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin; export PATH LC_ALL=C\n");
     // Not `</dev/null` here: sh reads this very script from stdin, block by block, and
     // would lose the rest of it. Commands that could read stdin get their own `</dev/null`.
-    s.push_str("exec 2>/dev/null\n");
-
-    s.push_str(&format!("echo '{MARK} lock'; cat {LOCK_DIR}/owner\n"));
-    s.push_str(&format!("echo '{MARK} journal'; cat {JOURNAL}\n"));
+    s.push(sh!("exec 2>/dev/null\n"));
+    s.push(sh!("{}cat {}\n", mark("lock"), format!("{LOCK_DIR}/owner")));
+    s.push(sh!("{}cat {}\n", mark("journal"), JOURNAL));
 
     if !req.paths.is_empty() {
-        s.push_str(&format!(
-            "echo '{MARK} paths'; find -P {} -maxdepth 0 -printf '%p\\t%y\\t%m\\t%u\\t%g\\t%s\\t%l\\n'\n",
-            quote_all(req.paths.iter())
-        ));
+        // Every path is absolute (checked when tasks are lowered); `./` keeps one that is
+        // not from ever reading as a `find` expression such as `-exec`.
+        let paths: Vec<String> = req.paths.iter().map(|p| if p.starts_with('/') { p.clone() } else { format!("./{p}") }).collect();
+        s.push(sh!("{}find -P {} -maxdepth 0 -printf '%p\\t%y\\t%m\\t%u\\t%g\\t%s\\t%l\\n'\n", mark("paths"), Words(&paths)));
     }
     if !req.hashes.is_empty() {
-        s.push_str(&format!(
-            "pv_sums=$(sha256sum -- {})\necho '{MARK} sums'; printf '%s\\n' \"$pv_sums\"\n",
-            quote_all(req.hashes.keys())
-        ));
+        let files: Vec<&String> = req.hashes.keys().collect();
+        s.push(sh!("pv_sums=$(sha256sum -- {})\n{}printf '%s\\n' \"$pv_sums\"\n", Words(&files), mark("sums")));
         // Read the content of readable files whose hash differs from the one we want, so
-        // the plan can show a diff. The wanted hashes are matched in sh, not per file.
-        let wanted: Vec<String> = req
-            .hashes
-            .iter()
-            .filter(|(_, w)| w.read_content)
-            .map(|(p, w)| format!("{}  {}", w.sha256, p))
-            .collect();
+        // the plan can show a diff. The wanted hashes are matched in sh, not per file. Only
+        // world-readable files are read: a file kept from other users (an old version that
+        // held a secret) is never shown, whatever the new version holds.
+        let wanted: Vec<String> = req.hashes.iter().filter(|(_, w)| w.read_content).map(|(p, w)| format!("{}  {}", w.sha256, p)).collect();
         let readable: Vec<&String> = req.hashes.iter().filter(|(_, w)| w.read_content).map(|(p, _)| p).collect();
         if !readable.is_empty() {
-            s.push_str(&format!(
-                "printf '%s\\n' \"$pv_sums\" | while read -r pv_h pv_p; do case \"$pv_h  $pv_p\" in {}) ;; *) case \"$pv_p\" in {}) [ \"$(stat -c %s -- \"$pv_p\")\" -le {MAX_DIFF_BYTES} ] && {{ echo \"{MARK} content $pv_p\"; base64 -w0 -- \"$pv_p\"; echo; }};; esac;; esac; done\n",
-                wanted.iter().map(|w| quote(w)).collect::<Vec<_>>().join("|"),
-                readable.iter().map(|p| quote(p)).collect::<Vec<_>>().join("|"),
+            s.push(sh!(
+                "printf '%s\\n' \"$pv_sums\" | while read -r pv_h pv_p; do case \"$pv_h  $pv_p\" in {}) ;; *) case \"$pv_p\" in {}) [ \"$(stat -c %s -- \"$pv_p\")\" -le {} ] && [ $(( 0$(stat -c %a -- \"$pv_p\") & 4 )) -ne 0 ] && {{ echo \"@@PV content $pv_p\"; base64 -w0 -- \"$pv_p\"; echo; }};; esac;; esac; done\n",
+                Alternatives(&wanted),
+                Alternatives(&readable),
+                MAX_DIFF_BYTES,
             ));
         }
     }
     let all_packages: Vec<&String> = req.packages_present.iter().chain(req.packages_absent.iter()).collect();
     if !all_packages.is_empty() {
-        s.push_str(&format!(
-            "pv_dpkg=$(dpkg-query -W -f='${{Package}}\\t${{db:Status-Abbrev}}\\t${{Version}}\\n' -- {})\necho '{MARK} packages'; printf '%s\\n' \"$pv_dpkg\"\n",
-            quote_all(all_packages.iter())
+        s.push(sh!(
+            "pv_dpkg=$(dpkg-query -W -f='${{Package}}\\t${{db:Status-Abbrev}}\\t${{Version}}\\n' -- {})\n{}printf '%s\\n' \"$pv_dpkg\"\n",
+            Words(&all_packages),
+            mark("packages")
         ));
     }
     if !req.packages_present.is_empty() {
         // apt's view is only needed when something is missing: skip it on a no-op run.
-        s.push_str(&format!(
-            "if [ \"$(printf '%s\\n' \"$pv_dpkg\" | grep -c \"$(printf '\\tii ')\")\" -lt {n} ]; then echo '{MARK} apt'; find /var/lib/apt/lists -maxdepth 1 -name '*_Packages*' -mmin -1440 | head -n 1; echo '{MARK} candidates'; apt-cache policy -- {pkgs}; fi\n",
-            n = req.packages_present.len(),
-            pkgs = quote_all(req.packages_present.iter()),
+        let present: Vec<&String> = req.packages_present.iter().collect();
+        s.push(sh!(
+            "if [ \"$(printf '%s\\n' \"$pv_dpkg\" | grep -c \"$(printf '\\tii ')\")\" -lt {} ]; then {}find /var/lib/apt/lists -maxdepth 1 -name '*_Packages*' -mmin -1440 | head -n 1; {}apt-cache policy -- {}; fi\n",
+            req.packages_present.len(),
+            mark("apt"),
+            mark("candidates"),
+            Words(&present),
         ));
     }
     if !req.units.is_empty() {
-        s.push_str(&format!(
-            "echo '{MARK} units'; systemctl show --no-pager -p Id,LoadState,UnitFileState,ActiveState,FragmentPath -- {}\n",
-            quote_all(req.units.iter())
-        ));
+        let units: Vec<&String> = req.units.iter().collect();
+        s.push(sh!("{}systemctl show --no-pager -p Id,LoadState,UnitFileState,ActiveState,FragmentPath -- {}\n", mark("units"), Words(&units)));
     }
     if !req.users.is_empty() {
-        s.push_str(&format!("echo '{MARK} passwd'; getent passwd -- {}\n", quote_all(req.users.iter())));
+        let users: Vec<&String> = req.users.iter().collect();
+        s.push(sh!("{}getent passwd -- {}\n", mark("passwd"), Words(&users)));
     }
     if !req.groups.is_empty() {
-        s.push_str(&format!("echo '{MARK} group'; getent group -- {}\n", quote_all(req.groups.iter())));
+        let groups: Vec<&String> = req.groups.iter().collect();
+        s.push(sh!("{}getent group -- {}\n", mark("group"), Words(&groups)));
     }
     for (id, cmd) in &req.checks {
-        s.push_str(&format!("echo {}; ( {cmd}\n) </dev/null >/dev/null 2>&1; echo \"$?\"\n", quote(&format!("{MARK} check {id}"))));
+        s.push(sh!("echo {}; ( {}\n) </dev/null >/dev/null 2>&1; echo \"$?\"\n", format!("{MARK} check {id}"), cmd));
     }
     for v in &req.validations {
-        let cmd = v.command.replace("%s", "\"$pv_t\"");
+        let cmd = v.command.with_file_placeholder(sh!("\"$pv_t\""));
         // Skipped, in sh and without a process, when the file already has this content.
-        if let Some((path, sha)) = v.unless_current.as_ref().filter(|(p, _)| req.hashes.contains_key(p)) {
-            s.push_str(&format!("case \"$pv_sums\" in *{}*) ;; *)\n", quote(&format!("{sha}  {path}"))));
+        let current = v.unless_current.as_ref().filter(|(p, _)| req.hashes.contains_key(p));
+        if let Some((path, sha)) = current {
+            s.push(sh!("case \"$pv_sums\" in *{}*) ;; *)\n", format!("{sha}  {path}")));
         }
-        s.push_str(&format!(
-            "pv_t=$(mktemp) && base64 -d > \"$pv_t\" {heredoc}echo {mark}; pv_out=$( ( {cmd}\n) 2>&1 </dev/null); echo \"$?\"; printf '%s' \"$pv_out\" | base64 -w0; echo; rm -f \"$pv_t\"\n",
-            heredoc = heredoc_base64(&v.content),
-            mark = quote(&format!("{MARK} validate {}", v.id)),
+        s.push(sh!(
+            "pv_t=$(mktemp) && base64 -d > \"$pv_t\" {}echo {}; pv_out=$( ( {}\n) 2>&1 </dev/null); echo \"$?\"; printf '%s' \"$pv_out\" | base64 -w0; echo; rm -f \"$pv_t\"\n",
+            heredoc_base64(&v.content),
+            format!("{MARK} validate {}", v.id),
+            cmd
         ));
-        if v.unless_current.as_ref().is_some_and(|(p, _)| req.hashes.contains_key(p)) {
-            s.push_str(";; esac\n");
+        if current.is_some() {
+            s.push(sh!(";; esac\n"));
         }
     }
-    s.push_str(&format!("echo '{MARK} end'\nexit 0\n"));
+    s.push(sh!("{}exit 0\n", mark("end")));
     s
 }
 
@@ -122,9 +120,8 @@ pub fn parse(output: &str) -> Facts {
     let mut candidates_pkg: Option<String> = None;
 
     for line in output.lines() {
-        if let Some(rest) = line.strip_prefix(MARK).and_then(|r| r.strip_prefix(' ')) {
+        if let Some((name, a)) = crate::shell::marker(line) {
             flush_unit(&mut unit_block, &mut facts);
-            let (name, a) = rest.split_once(' ').unwrap_or((rest, ""));
             section = name.to_string();
             arg = a.to_string();
             match name {
@@ -262,7 +259,7 @@ fn flush_unit(block: &mut HashMap<String, String>, facts: &mut Facts) {
 
 /// Whether the probe ran to its end (its last section is present).
 pub fn complete(output: &str) -> bool {
-    output.lines().any(|l| l == format!("{MARK} end"))
+    output.lines().any(|l| crate::shell::marker(l) == Some(("end", "")))
 }
 
 #[cfg(test)]
@@ -295,7 +292,7 @@ mod tests {
     fn validation_is_skipped_in_sh_when_the_file_already_has_the_content() {
         let mut r = FactRequest::default();
         r.hash("/etc/sudoers.d/x", "abc", true);
-        r.validations.push(Validation { id: "v".into(), command: "visudo -cf %s".into(), content: b"x".to_vec(), unless_current: Some(("/etc/sudoers.d/x".into(), "abc".into())) });
+        r.validations.push(Validation { id: "v".into(), command: sh!("visudo -cf %s"), content: b"x".to_vec(), unless_current: Some(("/etc/sudoers.d/x".into(), "abc".into())) });
         let s = script(&r);
         let guard = s.find("case \"$pv_sums\" in *'abc  /etc/sudoers.d/x'*) ;; *)").expect("the skip guard");
         assert!(guard < s.find("visudo -cf \"$pv_t\"").expect("the validation"));

@@ -34,7 +34,7 @@
 use crate::actions::{control_dir, var_list, var_str, Project};
 use crate::error::{Diagnostic, Diagnostics, Location};
 use crate::inventory::Host;
-use crate::shell::{quote, quote_all, sha256_hex};
+use crate::shell::{sha256_hex, Script};
 use crate::transport::Connection;
 use crate::vars::Secrets;
 use anyhow::{anyhow, bail, Context, Result};
@@ -138,9 +138,18 @@ pub fn host_cfg(project: &Project, host: &Host) -> Result<(HostCfg, Secrets), Di
             errors.push(Diagnostic::new(format!("host `{}`: `{u}` is not a systemd unit name", host.name)));
         }
     }
+    if !deploy_user.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-') || deploy_user.starts_with('-') || deploy_user.is_empty() {
+        errors.push(Diagnostic::new(format!("host `{}`: `deploy_user: {}` is not a user name", host.name, crate::report::printable(&deploy_user))));
+    }
     let health_url = if has("puma") {
         let port = var_str(&vars, "puma_port").unwrap_or_else(|| "3000".into());
         let path = var_str(&vars, "release_health_path").unwrap_or_else(|| "/up".into());
+        if port.trim().parse::<u16>().is_err() || !path.trim().starts_with('/') || !path.trim().chars().all(|c| c.is_ascii_alphanumeric() || "/_.-~".contains(c)) {
+            errors.push(
+                Diagnostic::new(format!("host `{}`: the health check `{}` on port `{}` is not a plain path and port", host.name, crate::report::printable(&path), crate::report::printable(&port)))
+                    .help("set `release_health_path` to a path such as `/up` and `puma_port` to a number"),
+            );
+        }
         Some(format!("http://127.0.0.1:{}{}", port.trim(), path.trim()))
     } else {
         None
@@ -270,251 +279,7 @@ pub fn artifact(source: &Source, revision: Option<&str>) -> Result<Artifact> {
     Ok(Artifact { bytes, sha256, revision })
 }
 
-// ------------------------------------------------------------------ scripts
-
-fn header(cfg: &HostCfg) -> String {
-    format!(
-        "set -u\numask 022\nD={}\nU={}\nif id -u \"$U\" >/dev/null 2>&1; then OWN=\"$U:$U\"; else OWN=root:root; fi\n",
-        quote(&cfg.deploy_to),
-        quote(&cfg.deploy_user)
-    )
-}
-
-/// Lock (or report the holder) and probe: current, releases, whether the artifact is there.
-pub fn lock_script(cfg: &HostCfg, token: &str, who: &str, controller: &str, pid: u32, break_token: &str, sha: Option<&str>) -> String {
-    let mut s = header(cfg);
-    s.push_str(&format!(
-        "L=\"$D/.deploy-lock\"\nnow=$(date +%s)\nmkdir -p \"$D/releases\" \"$D/shared\" \"$D/.artifacts\" || exit 3\nchown \"$OWN\" \"$D\" \"$D/releases\" \"$D/shared\" 2>/dev/null\n\
-take() {{ mkdir \"$L\" 2>/dev/null || return 1; printf '%s\\n' token={token} who={who} controller={controller} pid={pid} started=$now expires=$((now + {ttl})) > \"$L/info\"; }}\n\
-holder() {{ tr '\\n' ' ' < \"$L/info\" 2>/dev/null; }}\n\
-if take; then echo '@@PV lock taken'\n\
-else\n\
-  exp=$(sed -n 's/^expires=//p' \"$L/info\" 2>/dev/null)\n\
-  tok=$(sed -n 's/^token=//p' \"$L/info\" 2>/dev/null)\n\
-  age=$(( now - $(stat -c %Y \"$L\" 2>/dev/null || echo $now) ))\n\
-  stale=no\n\
-  if [ -z \"$exp\" ]; then [ \"$age\" -gt 60 ] && stale=yes; elif [ \"$now\" -gt \"$exp\" ]; then stale=yes; fi\n\
-  if [ -n {brk} ] && [ \"$tok\" = {brk} ]; then stale=yes; fi\n\
-  if [ $stale = yes ]; then old=$(holder); rm -rf \"$L\"; if take; then echo \"@@PV lock recovered $old\"; else echo \"@@PV lock held $(holder)\"; exit 0; fi\n\
-  else echo \"@@PV lock held $(holder)\"; exit 0; fi\n\
-fi\n\
-cur=$(readlink \"$D/current\" 2>/dev/null || true)\n\
-if [ -f \"$D/.pv-pending\" ]; then p=$(head -c 14 \"$D/.pv-pending\"); case \"$p\" in *[!0-9]*|'') ;; *) if [ \"${{cur##*/}}\" != \"$p\" ]; then rm -rf \"$D/releases/$p\" \"$D/releases/$p.part\"; echo \"@@PV orphan $p\"; fi;; esac; rm -f \"$D/.pv-pending\"; fi\n\
-echo \"@@PV current ${{cur##*/}}\"\n\
-for r in $(ls -1 \"$D/releases\" | grep -v '\\.part$' | sort); do echo \"@@PV release $r $(head -c 200 \"$D/releases/$r/REVISION\" 2>/dev/null | head -n 1)\"; done\n",
-        token = quote(token),
-        who = quote(who),
-        controller = quote(controller),
-        ttl = cfg.lock_ttl,
-        brk = quote(break_token),
-    ));
-    if let Some(sha) = sha {
-        s.push_str(&format!(
-            "A=\"$D/.artifacts/{sha}.tar.gz\"\nif [ -f \"$A\" ] && echo \"{sha}  $A\" | sha256sum -c --status; then echo '@@PV have-artifact'; fi\n"
-        ));
-    }
-    s.push_str("echo '@@PV probed'\n");
-    s
-}
-
-/// Removes the lock if (and only if) it is ours.
-pub fn unlock_lines(token: &str) -> String {
-    format!("L=\"$D/.deploy-lock\"\nif [ \"$(sed -n 's/^token=//p' \"$L/info\" 2>/dev/null)\" = {t} ]; then rm -f \"$D/.pv-pending\"; rm -rf \"$L\"; echo '@@PV unlocked'; fi\n", t = quote(token))
-}
-
-/// Upload (when `bytes` is given), unpack to releases/TS, REVISION, shared links.
-pub fn prepare_script(cfg: &HostCfg, ts: &str, art: &Artifact, upload: bool) -> String {
-    let payload = upload.then(|| upload_payload(&art.bytes));
-    prepare_script_with(cfg, ts, &art.sha256, &art.revision, payload.as_deref())
-}
-
-/// The artifact as here-document lines of base64 (made once, shared by the hosts).
-pub fn upload_payload(bytes: &[u8]) -> String {
-    let payload = crate::shell::heredoc_base64(bytes);
-    match payload.strip_prefix("<<'PV_EOF'\n") {
-        Some(body) => body.to_string(),
-        None => payload,
-    }
-}
-
-/// [`prepare_script`] with the upload's here-document body given (None: no upload).
-pub fn prepare_script_with(cfg: &HostCfg, ts: &str, sha: &str, revision: &str, upload: Option<&str>) -> String {
-    let mut s = header(cfg);
-    s.push_str(&format!("R=\"$D/releases/{ts}\"\nA=\"$D/.artifacts/{sha}.tar.gz\"\n"));
-    // A run killed before it finishes leaves this: the next run removes that release unless it went live.
-    s.push_str(&format!("echo {ts} > \"$D/.pv-pending\"\n"));
-    if let Some(body) = upload {
-        s.push_str("base64 -d > \"$A.part\" <<'PV_EOF' || exit 3\n");
-        s.push_str(body);
-        s.push_str(&format!(
-            "if ! echo \"{sha}  $A.part\" | sha256sum -c --status; then echo 'the uploaded artifact does not match its sha256' >&2; rm -f \"$A.part\"; exit 3; fi\nmv -f \"$A.part\" \"$A\" && echo '@@PV uploaded'\n"
-        ));
-    }
-    s.push_str(
-        "if [ -e \"$R\" ]; then echo \"release $R exists already\" >&2; exit 3; fi\nrm -rf \"$R.part\"\nmkdir \"$R.part\" || exit 3\n\
-tar -xzf \"$A\" -C \"$R.part\" --no-same-owner --no-same-permissions 2>\"$R.part.err\" || { cat \"$R.part.err\" >&2; rm -rf \"$R.part\" \"$R.part.err\"; exit 3; }\nrm -f \"$R.part.err\"\n",
-    );
-    s.push_str(&format!("printf '%s\\n' {} > \"$R.part/REVISION\"\nprintf '%s\\n' {sha} > \"$R.part/.pv-artifact\"\n", quote(revision)));
-    // The previous release's own fingerprinted assets are carried into the new one (once,
-    // not from release to release), so that pages served by old workers during the phased
-    // restart still find their assets on the web hosts.
-    s.push_str(
-        "P=$(readlink \"$D/current\" 2>/dev/null || true)\n\
-if [ -n \"$P\" ] && [ -d \"$P/public/assets\" ] && [ -d \"$R.part/public/assets\" ]; then\n\
-  (cd \"$P/public/assets\" && find . -type f) | while IFS= read -r f; do\n\
-    grep -qxF \"$f\" \"$P/.pv-carried-assets\" 2>/dev/null && continue\n\
-    [ -e \"$R.part/public/assets/$f\" ] && continue\n\
-    mkdir -p \"$(dirname \"$R.part/public/assets/$f\")\" && cp -p \"$P/public/assets/$f\" \"$R.part/public/assets/$f\" && printf '%s\\n' \"$f\" >> \"$R.part/.pv-carried-assets\"\n\
-  done\n\
-fi\n",
-    );
-    for d in &cfg.linked_dirs {
-        let q = quote(d);
-        s.push_str(&format!(
-            "mkdir -p \"$D/shared/\"{q} && chown \"$OWN\" \"$D/shared/\"{q}\nrm -rf \"$R.part/\"{q}\nmkdir -p \"$(dirname \"$R.part/\"{q})\"\nln -s \"$D/shared/\"{q} \"$R.part/\"{q} || exit 3\n"
-        ));
-    }
-    for f in &cfg.linked_files {
-        let q = quote(f);
-        s.push_str(&format!(
-            "[ -e \"$D/shared/\"{q} ] || echo \"@@PV note shared/\"{q}\" does not exist yet (linked anyway)\"\nrm -rf \"$R.part/\"{q}\nmkdir -p \"$(dirname \"$R.part/\"{q})\"\nln -s \"$D/shared/\"{q} \"$R.part/\"{q} || exit 3\n"
-        ));
-    }
-    s.push_str("chown -R \"$OWN\" \"$R.part\" && chmod 0755 \"$R.part\" && mv \"$R.part\" \"$R\" || exit 3\necho '@@PV prepared'\n");
-    s
-}
-
-/// The migration, as the deploy user in the new release, with the app's environment file.
-pub fn migrate_script(cfg: &HostCfg, ts: &str, command: &str) -> String {
-    let mut inner = String::from("set -e\n");
-    if let Some(env) = &cfg.env_file {
-        inner.push_str(&format!("if [ -r {e} ]; then set -a; . {e}; set +a; fi\n", e = quote(env)));
-    }
-    inner.push_str(&format!("cd {}\n{command}\n", quote(&format!("{}/releases/{ts}", cfg.deploy_to))));
-    let mut s = header(cfg);
-    s.push_str("PV_TMP=$(mktemp -d /tmp/.pv-migrate.XXXXXX) || exit 3\nchmod 0755 \"$PV_TMP\"\ntrap 'rm -rf \"$PV_TMP\"' EXIT\n");
-    let payload = crate::shell::heredoc_base64(inner.as_bytes());
-    let body = payload.strip_prefix("<<'PV_EOF'\n").unwrap_or(&payload);
-    s.push_str(&format!("base64 -d > \"$PV_TMP/m\" <<'PV_EOF' || exit 3\n{body}chmod 0644 \"$PV_TMP/m\"\ncd /\n"));
-    s.push_str("if [ \"$OWN\" = root:root ]; then sh \"$PV_TMP/m\"; else runuser -u \"$U\" -- sh \"$PV_TMP/m\"; fi\n");
-    s
-}
-
-/// Quiet sidekiq, switch `current` to releases/`to`, restart in role order, and check health.
-pub fn switch_script(cfg: &HostCfg, to: &str, health: bool) -> String {
-    let mut s = header(cfg);
-    s.push_str("fail() { echo \"@@PV failed $*\"; exit 4; }\n");
-    if !cfg.sidekiq.is_empty() {
-        s.push_str(&format!(
-            "for u in {}; do if systemctl is-active --quiet \"$u\"; then systemctl kill --kill-who=main -s TSTP \"$u\" && echo \"@@PV step $u quieted (TSTP)\"; fi; done\n",
-            quote_all(&cfg.sidekiq)
-        ));
-    }
-    s.push_str(&format!(
-        "[ -d \"$D/releases/\"{to} ] || fail \"release {to} is not on this host\"\n\
-ln -sfn \"$D/releases/\"{to} \"$D/.current.tmp\" && mv -T \"$D/.current.tmp\" \"$D/current\" || fail 'cannot switch current'\n\
-chown -h \"$OWN\" \"$D/current\" 2>/dev/null\necho \"@@PV step current -> releases/\"{to}\n",
-        to = quote(to)
-    ));
-    // puma: phased restart (reload), or a start when it is not running.
-    for p in &cfg.puma {
-        let q = quote(p);
-        s.push_str(&format!(
-            "if systemctl is-active --quiet {q}; then\n\
-  pid=$(systemctl show -p MainPID --value {q}); oldpids=\" $(pgrep -P \"$pid\" | tr '\\n' ' ') \"; before=$(pgrep -P \"$pid\" | wc -l); t0=$(date +%s)\n\
-  systemctl reload {q} || fail '{p}: systemctl reload failed'\n\
-  n=0; while :; do\n\
-    pid=$(systemctl show -p MainPID --value {q}); cnt=0; old=0\n\
-    for c in $(pgrep -P \"$pid\"); do cnt=$((cnt+1)); case \"$oldpids\" in *\" $c \"*) old=$((old+1));; esac; done\n\
-    [ \"$cnt\" -ge \"$before\" ] && [ \"$old\" -eq 0 ] && break\n\
-    n=$((n+1)); [ $n -gt {rt} ] && fail '{p}: the phased restart did not replace every worker within {rt} s'\n\
-    sleep 1\n\
-  done\n\
-  echo \"@@PV step {p} phased restart ($cnt workers replaced in $(( $(date +%s) - t0 )) s)\"\n\
-else\n\
-  systemctl start {q} || fail '{p}: systemctl start failed'\n\
-  echo '@@PV step {p} started (it was not running)'\n\
-fi\n",
-            rt = cfg.restart_timeout
-        ));
-    }
-    for u in &cfg.sidekiq {
-        let q = quote(u);
-        s.push_str(&format!("systemctl restart {q} || fail '{u}: restart failed'\necho '@@PV step {u} restarted'\n"));
-    }
-    for f in &cfg.faye {
-        let q = quote(f);
-        s.push_str(&format!("systemctl restart {q} || fail '{f}: restart failed'\necho '@@PV step {f} restarted'\n"));
-    }
-    if let (true, Some(url)) = (health, &cfg.health_url) {
-        s.push_str(&health_lines(url, cfg.health_retries, cfg.health_interval, cfg.health_timeout));
-    }
-    s.push_str("echo '@@PV switched'\n");
-    s
-}
-
-/// GET `url` on the host until 2xx, at most `retries` tries. curl if present, else bash's
-/// /dev/tcp (the URL is always http://127.0.0.1:PORT/PATH).
-fn health_lines(url: &str, retries: u32, interval: u32, timeout: u32) -> String {
-    let rest = url.trim_start_matches("http://");
-    let (hostport, path) = rest.split_once('/').map(|(h, p)| (h, format!("/{p}"))).unwrap_or((rest, "/".into()));
-    let (h, port) = hostport.split_once(':').unwrap_or((hostport, "80"));
-    let bash_get = format!(
-        "timeout {timeout} bash -c 'exec 3<>/dev/tcp/{h}/{port} && printf \"GET {path} HTTP/1.0\\r\\nHost: {h}\\r\\n\\r\\n\" >&3 && head -n 1 <&3' 2>/dev/null | grep -q \"^HTTP/1\\.[01] 2\""
-    );
-    format!(
-        "i=0; t0=$(date +%s)\nwhile :; do\n\
-  i=$((i+1))\n\
-  if command -v curl >/dev/null 2>&1; then code=$(curl -s -o /dev/null -w '%{{http_code}}' -m {timeout} {u} || true); case \"$code\" in 2??) ok=yes;; *) ok=no;; esac\n\
-  else code=tcp; if {bash_get}; then ok=yes; else ok=no; fi; fi\n\
-  if [ $ok = yes ]; then echo \"@@PV healthy GET {u} answered $code (try $i, $(( $(date +%s) - t0 )) s)\"; break; fi\n\
-  if [ $i -ge {retries} ]; then echo \"@@PV unhealthy GET {u} answered ${{code:-nothing}} after $i tries\"; exit 5; fi\n\
-  sleep {interval}\n\
-done\n",
-        u = quote(url),
-        retries = retries.max(1),
-    )
-}
-
-/// Revisions log, cleanup of old releases and artifacts, unlock.
-pub fn finish_script(cfg: &HostCfg, token: &str, log_line: &str, cleanup: bool) -> String {
-    let mut s = header(cfg);
-    s.push_str(&format!("printf '%s\\n' {} >> \"$D/revisions.log\"\nchown \"$OWN\" \"$D/revisions.log\" 2>/dev/null\n", quote(log_line)));
-    if cleanup {
-        s.push_str(&format!(
-            "cur=$(readlink \"$D/current\" 2>/dev/null || true); cur=${{cur##*/}}\nn=0\n\
-for r in $(ls -1 \"$D/releases\" | grep -E '^[0-9]{{14}}$' | sort -r); do n=$((n+1)); if [ $n -gt {keep} ] && [ \"$r\" != \"$cur\" ]; then rm -rf \"$D/releases/$r\" && echo \"@@PV removed $r\"; fi; done\n\
-for a in \"$D\"/.artifacts/*.tar.gz; do [ -e \"$a\" ] || continue; s=$(basename \"$a\" .tar.gz); cat \"$D\"/releases/*/.pv-artifact 2>/dev/null | grep -qx \"$s\" || rm -f \"$a\"; done\n",
-            keep = cfg.keep_releases
-        ));
-    }
-    s.push_str(&unlock_lines(token));
-    s
-}
-
-/// After a failure before the switch: remove the half-made release, unlock.
-pub fn abort_script(cfg: &HostCfg, token: &str, ts: Option<&str>) -> String {
-    let mut s = header(cfg);
-    if let Some(ts) = ts {
-        s.push_str(&format!(
-            "cur=$(readlink \"$D/current\" 2>/dev/null || true)\nif [ \"${{cur##*/}}\" != {t} ]; then rm -rf \"$D/releases/\"{t} \"$D/releases/\"{t}.part; fi\n",
-            t = quote(ts)
-        ));
-    }
-    s.push_str(&unlock_lines(token));
-    s
-}
-
-/// Lists releases and the current one.
-pub fn list_script(cfg: &HostCfg) -> String {
-    let mut s = header(cfg);
-    s.push_str(
-        "cur=$(readlink \"$D/current\" 2>/dev/null || true)\necho \"@@PV current ${cur##*/}\"\n\
-[ -d \"$D/releases\" ] && for r in $(ls -1 \"$D/releases\" | grep -v '\\.part$' | sort); do echo \"@@PV release $r $(head -c 200 \"$D/releases/$r/REVISION\" 2>/dev/null | head -n 1)\"; done\n\
-[ -f \"$D/.deploy-lock/info\" ] && echo \"@@PV locked $(tr '\\n' ' ' < \"$D/.deploy-lock/info\")\"\necho '@@PV probed'\n",
-    );
-    s
-}
+pub use crate::release_scripts::*;
 
 // ------------------------------------------------------------------ running
 
@@ -544,7 +309,7 @@ impl Out {
     }
 }
 
-async fn run(t: &Target, script: &str, timeout: Duration, echo: bool) -> Result<Out> {
+async fn run(t: &Target, script: &Script, timeout: Duration, echo: bool) -> Result<Out> {
     let mut out = Out::default();
     let name = t.host.name.clone();
     let secrets = t.secrets.clone();
@@ -573,14 +338,14 @@ async fn run(t: &Target, script: &str, timeout: Duration, echo: bool) -> Result<
 }
 
 /// Runs one script per target (None: skip) in parallel, at most `forks` at once.
-async fn phase(targets: &Arc<Vec<Target>>, scripts: Vec<Option<String>>, timeout: Duration, forks: usize) -> Vec<Option<Result<Out>>> {
+async fn phase(targets: &Arc<Vec<Target>>, scripts: Vec<Option<Script>>, timeout: Duration, forks: usize) -> Vec<Option<Result<Out>>> {
     let lazy = scripts.into_iter().map(|s| s.map(|s| Box::new(move || s) as LazyScript)).collect();
     phase_lazy(targets, lazy, timeout, forks).await
 }
 
 /// A script made only when its host's turn comes, so that at most `forks` copies of a large
 /// upload are in memory at once.
-type LazyScript = Box<dyn FnOnce() -> String + Send>;
+type LazyScript = Box<dyn FnOnce() -> Script + Send>;
 
 async fn phase_lazy(targets: &Arc<Vec<Target>>, scripts: Vec<Option<LazyScript>>, timeout: Duration, forks: usize) -> Vec<Option<Result<Out>>> {
     let sem = Arc::new(tokio::sync::Semaphore::new(forks.max(1)));
@@ -740,7 +505,7 @@ async fn lock_all(targets: &Arc<Vec<Target>>, token: &str, who: &str, sha: Optio
     let scripts = targets.iter().map(|t| Some(lock_script(&t.cfg, token, who, &controller, pid, "", sha))).collect();
     let mut results = phase(targets, scripts, Duration::from_secs(120), forks).await;
     // Locks of dead runs from this controller: break them by their token.
-    let mut retry: Vec<Option<String>> = vec![None; targets.len()];
+    let mut retry: Vec<Option<Script>> = vec![None; targets.len()];
     let mut notes = Vec::new();
     for (i, r) in results.iter().enumerate() {
         if let Some(Ok(o)) = r {
@@ -802,7 +567,11 @@ async fn lock_all(targets: &Arc<Vec<Target>>, token: &str, who: &str, sha: Optio
         println!("  {l}");
     }
     if !problems.is_empty() {
-        let scripts = targets.iter().enumerate().map(|(i, t)| taken[i].then(|| format!("{}{}", header(&t.cfg), unlock_lines(token)))).collect();
+        let scripts = targets.iter().enumerate().map(|(i, t)| taken[i].then(|| {
+            let mut s = header(&t.cfg);
+            s.push(unlock_lines(token));
+            s
+        })).collect();
         phase(targets, scripts, Duration::from_secs(60), forks).await;
         bail!("{}\nnothing was changed", grouped(problems).join("\n"));
     }
@@ -904,14 +673,14 @@ async fn release_locked(targets: &Arc<Vec<Target>>, token: &str, who: &str, art:
     // 2-3. upload, unpack, shared links
     let t = Instant::now();
     let uploaded: Vec<String> = targets.iter().zip(&probes).filter(|(_, p)| p.mark("have-artifact").is_none()).map(|(t, _)| t.host.name.clone()).collect();
-    let payload = Arc::new(if uploaded.is_empty() { String::new() } else { upload_payload(&art.bytes) });
+    let payload = Arc::new(if uploaded.is_empty() { Script::new() } else { upload_payload(&art.bytes) });
     let scripts: Vec<Option<LazyScript>> = targets
         .iter()
         .zip(&probes)
         .map(|(tg, p)| {
             let (cfg, ts, sha, rev, payload) = (tg.cfg.clone(), ts.clone(), art.sha256.clone(), art.revision.clone(), payload.clone());
             let upload = p.mark("have-artifact").is_none();
-            Some(Box::new(move || prepare_script_with(&cfg, &ts, &sha, &rev, upload.then_some(payload.as_str()))) as LazyScript)
+            Some(Box::new(move || prepare_script_with(&cfg, &ts, &sha, &rev, upload.then_some(&*payload))) as LazyScript)
         })
         .collect();
     // At most 4 uploads at once: each holds its own copy of the script in memory.
@@ -948,7 +717,9 @@ async fn release_locked(targets: &Arc<Vec<Target>>, token: &str, who: &str, art:
             let cmd = t.cfg.migrate.clone().unwrap_or_default();
             let why = if t.host.primary { "the primary" } else { "the first puma host: no release host is flagged primary" };
             println!("[4/8] migrations on {} ({why}): {}", t.host.name, t.secrets.redact(&cmd));
-            let o = run(t, &migrate_script(&t.cfg, &ts, &cmd), Duration::from_secs(3600), true).await;
+            // `release_migrate` is the role's code (a variable of its defaults, or the
+            // inventory's on purpose): it runs as written.
+            let o = run(t, &migrate_script(&t.cfg, &ts, &Script::user_code(cmd.clone())), Duration::from_secs(3600), true).await;
             match o {
                 Ok(o) if o.status == Some(0) => {}
                 Ok(o) => return Err(abort(format!("the migration failed on {}: {}", t.host.name, o.why()), Some(ts.clone())).await),
@@ -992,10 +763,12 @@ async fn release_locked(targets: &Arc<Vec<Target>>, token: &str, who: &str, art:
             .zip(&previous)
             .map(|(tg, prev)| {
                 if prev.is_empty() {
-                    return Some(format!("{}echo '@@PV failed no previous release to return to'\n", header(&tg.cfg)));
+                    let mut s = header(&tg.cfg);
+                    s.push(crate::sh!("echo '@@PV failed no previous release to return to'\n"));
+                    return Some(s);
                 }
                 let mut s = switch_script(&tg.cfg, prev, true);
-                s.push_str(&format!("rm -rf \"$D/releases/\"{}\n", quote(&ts)));
+                s.push(crate::sh!("rm -rf \"$D/releases/\"{}\n", ts));
                 Some(s)
             })
             .collect();
@@ -1140,6 +913,14 @@ pub async fn list(opts: &ReleaseOptions) -> Result<bool> {
     let project = Project::load(&opts.inventory, &opts.extra_vars).map_err(anyhow::Error::from)?;
     let hosts = release_hosts(&project, &opts.limits).map_err(anyhow::Error::from)?;
     let dir = control_dir()?;
+    {
+        let host_list: Vec<Host> = hosts.iter().map(|(h, _, _)| h.clone()).collect();
+        let mut secrets = Secrets::default();
+        for (_, _, s) in &hosts {
+            secrets.merge(s);
+        }
+        project.preflight(&host_list, &secrets).map_err(anyhow::Error::from)?;
+    }
     let targets = Arc::new(connect_all(&project, hosts, dir.path(), opts.forks).await?);
     let scripts = targets.iter().map(|t| Some(list_script(&t.cfg))).collect();
     let out = phase(&targets, scripts, Duration::from_secs(60), opts.forks).await;
@@ -1239,9 +1020,9 @@ mod tests {
         // Breaking by token recovers it.
         let q = sh(&lock_script(&c, "tok2", "other", "ctl", 2, "tok1", None));
         assert!(q.mark("lock recovered").is_some(), "{q:?}");
-        let u = sh(&format!("{}{}", header(&c), unlock_lines("tok1")));
+        let u = sh(&format!("{}{}", header(&c).as_str(), unlock_lines("tok1").as_str()));
         assert!(u.mark("unlocked").is_none(), "only the holder unlocks");
-        sh(&format!("{}{}", header(&c), unlock_lines("tok2")));
+        sh(&format!("{}{}", header(&c).as_str(), unlock_lines("tok2").as_str()));
 
         let mut names = Vec::new();
         let mut last = None;
@@ -1346,10 +1127,10 @@ mod tests {
         assert!(down.mark("unhealthy").is_some_and(|h| h.contains("500")), "{down:?}");
         assert_eq!(down.status, Some(5));
         // Without curl: bash's /dev/tcp.
-        let nocurl = format!("curl() {{ return 127; }}\ncommand() {{ [ \"$2\" = curl ] && return 1; builtin command \"$@\"; }}\n{}", health_lines(&format!("http://127.0.0.1:{port}/down"), 1, 0, 2));
+        let nocurl = format!("curl() {{ return 127; }}\ncommand() {{ [ \"$2\" = curl ] && return 1; builtin command \"$@\"; }}\n{}", health_lines(&format!("http://127.0.0.1:{port}/down"), 1, 0, 2).as_str());
         let o = sh(&nocurl);
         assert!(o.mark("unhealthy").is_some_and(|h| h.contains("tcp")), "{o:?}");
-        let nocurl = format!("command() {{ [ \"$2\" = curl ] && return 1; builtin command \"$@\"; }}\n{}", health_lines(&format!("http://127.0.0.1:{port}/up"), 3, 0, 2));
+        let nocurl = format!("command() {{ [ \"$2\" = curl ] && return 1; builtin command \"$@\"; }}\n{}", health_lines(&format!("http://127.0.0.1:{port}/up"), 3, 0, 2).as_str());
         let o = sh(&nocurl);
         assert!(o.mark("healthy").is_some_and(|h| h.contains("tcp")), "{o:?}");
     }
@@ -1395,7 +1176,7 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let c = cfg(&d.path().join("app"));
         std::fs::create_dir_all(d.path().join("app/releases/1")).unwrap();
-        let o = sh(&migrate_script(&c, "1", "pwd; echo migrated"));
+        let o = sh(&migrate_script(&c, "1", &Script::user_code("pwd; echo migrated")));
         assert_eq!(o.status, Some(0), "{o:?}");
         assert!(o.other.iter().any(|l| l.ends_with("/app/releases/1")), "{o:?}");
     }

@@ -82,6 +82,25 @@ pub struct Reporter {
     out: Mutex<()>,
 }
 
+/// `text` with terminal control characters made visible (`\x1b` for ESC), so that what a
+/// host or a file holds can never move the cursor, clear the screen or fake a line of ours.
+/// Newlines stay; tabs stay.
+pub fn printable(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        match c {
+            '\n' | '\t' => out.push(c),
+            c if c.is_control() && (c as u32) < 0x100 => out.push_str(&format!("\\x{:02x}", c as u32)),
+            c if c.is_control() => out.push_str(&format!("\\u{{{:04x}}}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 fn paint(color: bool, style: Style, text: &str) -> String {
     if color { format!("{style}{text}{style:#}") } else { text.to_string() }
 }
@@ -113,16 +132,16 @@ impl Reporter {
             role = c.role,
             sign = paint(self.color, sign_style, &c.action.sign().to_string()),
             kind = c.kind,
-            target = c.target
+            target = printable(&c.target)
         );
         if !c.details.is_empty() {
             line.push_str("  ");
-            line.push_str(&c.details.join(", "));
+            line.push_str(&printable(&c.details.join(", ")));
         }
         line.push_str(suffix);
         line.push('\n');
         if let Some(a) = &c.assumption {
-            line.push_str(&format!("{host}     (assuming {a})\n"));
+            line.push_str(&format!("{host}     (assuming {})\n", printable(a)));
         }
         if let Some(diff) = &c.diff {
             for d in diff.lines() {
@@ -133,7 +152,7 @@ impl Reporter {
                 } else {
                     Style::new()
                 };
-                line.push_str(&format!("{host}     {}\n", paint(self.color, style, d)));
+                line.push_str(&format!("{host}     {}\n", paint(self.color, style, &printable(d))));
             }
         }
         secrets.redact(&line)
@@ -162,7 +181,7 @@ impl Reporter {
         };
         if let Some(e) = error {
             for l in secrets.redact(e).lines() {
-                text.push_str(&format!("{host}     | {l}\n"));
+                text.push_str(&format!("{host}     | {}\n", printable(l)));
             }
         }
         self.print(&text);
@@ -171,7 +190,7 @@ impl Reporter {
     /// Progress notes shown with -v.
     pub fn note(&self, host: &str, text: &str) {
         if self.format == Format::Human && self.verbose > 0 {
-            self.print(&format!("{host} {text}\n"));
+            self.print(&format!("{host} {}\n", printable(text)));
         }
     }
 
@@ -199,7 +218,7 @@ impl Reporter {
                     if let Some(e) = &h.error {
                         let style = Style::new().fg_color(Some(AnsiColor::Red.into()));
                         for l in e.lines() {
-                            text.push_str(&format!("  {}\n", paint(self.color, style, l)));
+                            text.push_str(&format!("  {}\n", paint(self.color, style, &printable(l))));
                         }
                     }
                 }

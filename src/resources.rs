@@ -70,6 +70,7 @@ pub fn host_vars(inv: &Inventory, host: &Host, roles: &Roles, role_names: &[Stri
     overlay(&mut vars, extra);
     overlay(&mut vars, &inventory_facts(inv, host));
     errors.into_result()?;
+    let raw = vars.clone();
     let vars = resolve(vars, inv, host, roles, role_names)?;
     // Variables a role declares secret are secret whatever their origin.
     for name in role_names {
@@ -81,7 +82,37 @@ pub fn host_vars(inv: &Inventory, host: &Host, roles: &Roles, role_names: &[Stri
             }
         }
     }
+    taint_derived_secrets(&raw, &vars, secrets);
     Ok(vars)
+}
+
+/// A variable computed from a secret (`"{{ password | urlencode }}"`, a URL holding it) is
+/// a secret too, whatever its text looks like: repeated until nothing new is found.
+fn taint_derived_secrets(raw: &Mapping, resolved: &Mapping, secrets: &mut Secrets) {
+    let templates = crate::template::Templates::new(std::path::Path::new("/nonexistent"));
+    let is_secret = |v: &Value, secrets: &Secrets| {
+        let mut hit = false;
+        collect_strings(v, &mut |s| hit |= secrets.touches(s));
+        hit
+    };
+    loop {
+        let mut grew = false;
+        for (k, raw_value) in raw {
+            let Some(value) = resolved.get(k) else { continue };
+            if is_secret(value, secrets) {
+                continue;
+            }
+            let mut refs = Vec::new();
+            collect_strings(raw_value, &mut |s| refs.extend(templates.referenced(s)));
+            if refs.iter().any(|r| resolved.get(r.as_str()).is_some_and(|v| is_secret(v, secrets))) {
+                collect_strings(value, &mut |s| secrets.add(s));
+                grew = true;
+            }
+        }
+        if !grew {
+            break;
+        }
+    }
 }
 
 /// Renders templated variable values. Each variable is rendered after the variables its
@@ -341,6 +372,24 @@ fn task_notify(task: &Value) -> Vec<String> {
     task.get("notify").and_then(crate::yaml::string_list).unwrap_or_default()
 }
 
+/// Refuses a `when`/`loop` expression that names a variable nobody defined, as every other
+/// template does: an undefined variable must not silently skip a task. `x | default(...)`
+/// and `x is defined` are the ways to allow one.
+fn check_defined(role: &Role, source: &str, vars: &Mapping, doc: &Doc, at: &[Seg]) -> Result<(), Diagnostic> {
+    let t = source.trim();
+    let expr = t.strip_prefix("{{").and_then(|s| s.strip_suffix("}}")).unwrap_or(t);
+    if expr.contains("default(") || expr.contains("defined") || expr.contains("| d(") {
+        return Ok(());
+    }
+    let known = |n: &str| vars.contains_key(n) || matches!(n, "item" | "loop" | "true" | "false" | "none" | "True" | "False" | "None");
+    match role.templates.referenced(&format!("{{{{ {expr} }}}}")).into_iter().find(|n| !known(n)) {
+        Some(missing) => Err(doc
+            .error(at, format!("undefined variable `{missing}` in `{}`", expr.trim()))
+            .help("define it in the role's defaults.yml, the inventory's vars or with -e, or write `| default(...)`")),
+        None => Ok(()),
+    }
+}
+
 /// Lowers one task: checks its keys, evaluates `when` and `loop`, renders its arguments.
 fn lower_task(role: &Role, doc: &Doc, path: &[Seg], task: &Value, vars: &Mapping, secrets: &Secrets, is_handler: bool) -> Result<Vec<Box<dyn Resource>>, Diagnostic> {
     let mut r = MapReader::new(doc, path.to_vec(), task, "a task")?;
@@ -381,6 +430,7 @@ fn lower_task(role: &Role, doc: &Doc, path: &[Seg], task: &Value, vars: &Mapping
 
     if let Some(w) = &when {
         let src = crate::yaml::scalar_string(w).ok_or_else(|| doc.error(&key(path, "when"), "`when` must be an expression"))?;
+        check_defined(role, &src, vars, doc, &key(path, "when"))?;
         if !eval_expression(role, &src, &base_ctx, &doc.locate(&key(path, "when")))?.is_true() {
             return Ok(Vec::new());
         }
@@ -388,7 +438,15 @@ fn lower_task(role: &Role, doc: &Doc, path: &[Seg], task: &Value, vars: &Mapping
     let items: Vec<Option<JValue>> = match &looped {
         None => vec![None],
         Some(Value::String(s)) => {
+            check_defined(role, s, vars, doc, &key(path, "loop"))?;
             let v = eval_expression(role, s, &base_ctx, &doc.locate(&key(path, "loop")))?;
+            // A string would loop over its characters, a mapping over its keys: neither is
+            // what anyone means.
+            if v.kind() != minijinja::value::ValueKind::Seq {
+                return Err(doc
+                    .error(&key(path, "loop"), format!("`loop` must give a list, but `{}` gives a {}", s.trim(), v.kind()))
+                    .help("loop over a list, such as `[a, b]`, or split a string with `| split`"));
+            }
             let iter = v.try_iter().map_err(|_| doc.error(&key(path, "loop"), "`loop` must evaluate to a list"))?;
             iter.map(Some).collect()
         }
@@ -422,7 +480,26 @@ fn lower_task(role: &Role, doc: &Doc, path: &[Seg], task: &Value, vars: &Mapping
             full.extend_from_slice(p);
             doc.locate(&full)
         };
-        let rendered = render_value(&raw_args, &role.templates, &ctx, &location, &locate)?;
+        // Code arguments (`run`, `unless`, `validate`, `sql`) are rendered with every value
+        // quoted for their language; the rest as plain text.
+        let mut plain_args = raw_args.clone();
+        let mut code = Vec::new();
+        if let Value::Mapping(m) = &mut plain_args {
+            for (name, kind) in module.code_args() {
+                if let Some(v) = m.shift_remove(*name) {
+                    let at = locate(&[Seg::Key(name.to_string())]);
+                    let text = crate::yaml::scalar_string(&v)
+                        .ok_or_else(|| doc.error(&key(&args_path, name), format!("`{name}` must be a string")))?;
+                    code.push((name.to_string(), role.templates.render_code(&text, &ctx, &at, *kind)?));
+                }
+            }
+        }
+        let mut rendered = render_value(&plain_args, &role.templates, &ctx, &location, &locate)?;
+        if let Value::Mapping(m) = &mut rendered {
+            for (name, text) in code {
+                m.insert(Value::String(name), Value::String(text));
+            }
+        }
         let args = Args { doc, path: args_path.clone(), value: rendered };
         let cx = LowerCx {
             role: &role.name,
@@ -434,7 +511,15 @@ fn lower_task(role: &Role, doc: &Doc, path: &[Seg], task: &Value, vars: &Mapping
             task_name: task_name.clone(),
             is_handler,
         };
-        out.extend(module.lower(&args, &cx)?);
+        let resources = module.lower(&args, &cx)?;
+        // A path or a name is on command lines (`find`, `useradd`, `systemctl`) that `ps`
+        // shows to every user of the host, and in every line of output.
+        if let Some(r) = resources.iter().find(|r| secrets.touches(&r.target())) {
+            return Err(doc
+                .error(&args_path, format!("a secret appears in what this `{}` task manages ({})", module_name, r.kind()))
+                .help("paths and names are printed and visible in `ps` on the host; keep secrets in contents or `stdin:`"));
+        }
+        out.extend(resources);
     }
     Ok(out)
 }

@@ -22,7 +22,13 @@ impl Templates {
         env.set_auto_reload(false);
         env.set_undefined_behavior(UndefinedBehavior::Strict);
         // Config files are not HTML: escaping `*.yml.j2` or `*.html.j2` would corrupt them.
-        env.set_auto_escape_callback(|_| AutoEscape::None);
+        // Code (a `command`'s `run`, an `unless`, a `validate`, SQL) is rendered under a name
+        // ending in its kind, and every value printed into it is quoted for that language.
+        env.set_auto_escape_callback(|name| match CodeKind::of_template_name(name) {
+            Some(kind) => AutoEscape::Custom(kind.escape_name().into()),
+            None => AutoEscape::None,
+        });
+        env.set_formatter(format_value);
         if let Ok(syntax) = SyntaxConfig::builder().trim_blocks(true).keep_trailing_newline(true).build() {
             env.set_syntax(syntax);
         }
@@ -58,7 +64,146 @@ impl Templates {
     }
 }
 
+/// A language whose text is code: values printed into it are quoted, never pasted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CodeKind {
+    /// POSIX sh: each value becomes one quoted word.
+    Shell,
+    /// MariaDB SQL: each value becomes a string literal (numbers stay numbers).
+    Sql,
+}
+
+impl CodeKind {
+    fn suffix(self) -> &'static str {
+        match self {
+            CodeKind::Shell => "#code:sh",
+            CodeKind::Sql => "#code:sql",
+        }
+    }
+    fn escape_name(self) -> &'static str {
+        match self {
+            CodeKind::Shell => "sh",
+            CodeKind::Sql => "sql",
+        }
+    }
+    fn of_template_name(name: &str) -> Option<CodeKind> {
+        [CodeKind::Shell, CodeKind::Sql].into_iter().find(|k| name.ends_with(k.suffix()))
+    }
+    fn of_state(state: &minijinja::State) -> Option<CodeKind> {
+        match state.auto_escape() {
+            AutoEscape::Custom(name) if name == "sh" => Some(CodeKind::Shell),
+            AutoEscape::Custom(name) if name == "sql" => Some(CodeKind::Sql),
+            _ => None,
+        }
+    }
+}
+
+/// Writes a printed value: as it is in config files, quoted in code.
+fn format_value(out: &mut minijinja::Output, state: &mut minijinja::State, value: &JValue) -> Result<(), Error> {
+    let Some(kind) = CodeKind::of_state(state) else {
+        return minijinja::escape_formatter(out, state, value);
+    };
+    if value.is_safe() {
+        // Only our own filters (`quote`, `sql`, `sql_ident`) make safe values in code.
+        return out.write_str(value.as_str().unwrap_or_default()).map_err(Error::from);
+    }
+    let text = if value.is_none() { String::new() } else { value.to_string() };
+    let quoted = match kind {
+        CodeKind::Shell => crate::shell::quote(&text),
+        CodeKind::Sql if value.is_number() => text,
+        CodeKind::Sql => crate::shell::sql_string(&text),
+    };
+    out.write_str(&quoted).map_err(Error::from)
+}
+
+/// Refuses a `{{ }}` written inside quotes of `kind`'s language: provision quotes every value
+/// itself, and a quoted value inside quotes (`"{{ x }}"`) would be unquoted again.
+pub fn check_code_template(source: &str, kind: CodeKind) -> Result<(), String> {
+    #[derive(Clone, Copy, PartialEq)]
+    enum In {
+        Code,
+        Single,
+        Double,
+        Backtick,
+    }
+    let b = source.as_bytes();
+    let mut stack = vec![In::Code];
+    let mut i = 0;
+    while i < b.len() {
+        let top = *stack.last().unwrap_or(&In::Code);
+        let next = b.get(i + 1).copied();
+        if b[i] == b'{' && matches!(next, Some(b'{') | Some(b'%') | Some(b'#')) {
+            let close: &[u8] = match next {
+                Some(b'{') => b"}}",
+                Some(b'%') => b"%}",
+                _ => b"#}",
+            };
+            if next == Some(b'{') && top != In::Code {
+                let what = match (kind, top) {
+                    (_, In::Single) => "single quotes",
+                    (_, In::Double) => "double quotes",
+                    (CodeKind::Sql, _) => "backquotes",
+                    (CodeKind::Shell, _) => "a backquoted command",
+                };
+                let end = source[i..].find("}}").map(|e| i + e + 2).unwrap_or(source.len());
+                return Err(format!(
+                    "`{}` stands inside {what}; provision quotes every value it prints into {}, so write it outside quotes",
+                    &source[i..end],
+                    if kind == CodeKind::Shell { "a script" } else { "SQL" }
+                ));
+            }
+            i = source[i + 2..].find(std::str::from_utf8(close).unwrap_or("}}")).map(|e| i + 2 + e + 2).unwrap_or(b.len());
+            continue;
+        }
+        match (kind, top, b[i]) {
+            (_, In::Code, b'\\') | (_, In::Double, b'\\') => i += 1,
+            (CodeKind::Sql, In::Single, b'\\') => i += 1,
+            (_, In::Code, b'\'') => stack.push(In::Single),
+            (_, In::Code, b'"') => stack.push(In::Double),
+            (_, In::Code, b'`') => stack.push(In::Backtick),
+            (CodeKind::Shell, In::Double, b'`') => stack.push(In::Backtick),
+            (CodeKind::Shell, In::Code | In::Double, b'$') if next == Some(b'(') => {
+                stack.push(In::Code);
+                i += 1;
+            }
+            (CodeKind::Shell, In::Code, b')') if stack.len() > 1 => {
+                stack.pop();
+            }
+            (_, In::Single, b'\'') | (_, In::Double, b'"') | (_, In::Backtick, b'`') => {
+                stack.pop();
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    Ok(())
+}
+
 impl Templates {
+    /// Renders a role's code (`kind`): every value printed into it is quoted for that
+    /// language (see [`CodeKind`]), and a `{{ }}` inside quotes is refused.
+    pub fn render_code(&self, source: &str, ctx: &JValue, origin: &Location, kind: CodeKind) -> Result<String, Diagnostic> {
+        check_code_template(source, kind).map_err(|e| {
+            Diagnostic::new(e).at(origin.clone()).help("remove the quotes around it: `rm -f -- {{ path }}`, not `rm -f \"{{ path }}\"`")
+        })?;
+        if !source.contains("{{") && !source.contains("{%") {
+            return Ok(source.to_string());
+        }
+        let name = format!("{}{}", origin.file.display(), kind.suffix());
+        self.env
+            .render_named_str(&name, source, ctx.clone())
+            .map_err(|e| to_diagnostic(&e, &origin.file, origin.line.saturating_sub(1)))
+    }
+
+    /// The top-level variable names a template file refers to, with those of the files it
+    /// includes (none when it does not load; rendering reports why).
+    pub fn file_references(&self, name: &str) -> Vec<String> {
+        match self.env.get_template(name) {
+            Ok(t) => t.undeclared_variables(false).into_iter().collect(),
+            Err(_) => Vec::new(),
+        }
+    }
+
     /// The top-level variable names an inline template refers to (none when it is not a
     /// template or does not parse; rendering reports the parse error).
     pub fn referenced(&self, source: &str) -> Vec<String> {
@@ -108,10 +253,38 @@ fn add_filters(env: &mut Environment<'static>) {
     env.add_filter("to_yaml", |v: JValue| -> Result<String, Error> {
         serde_yaml::to_string(&v).map_err(|e| Error::new(ErrorKind::InvalidOperation, e.to_string()))
     });
-    env.add_filter("quote", |v: String| -> Result<String, Error> {
+    // In a script, `quote` is provision's own quoting (and printed as is); elsewhere, shlex's.
+    env.add_filter("quote", |state: &minijinja::State, v: String| -> Result<JValue, Error> {
+        if CodeKind::of_state(state) == Some(CodeKind::Shell) {
+            return Ok(JValue::from_safe_string(crate::shell::quote(&v)));
+        }
         shlex::try_quote(&v)
-            .map(|q| q.into_owned())
+            .map(|q| JValue::from(q.into_owned()))
             .map_err(|e| Error::new(ErrorKind::InvalidOperation, e.to_string()))
+    });
+    // `sql`: a value as an SQL string literal. In SQL it is printed as is; in a script it is
+    // then quoted as one word (`mysql -e {{ "SELECT " ~ (x | sql) }}`).
+    env.add_filter("sql", |state: &minijinja::State, v: String| -> JValue {
+        let lit = crate::shell::sql_string(&v);
+        if CodeKind::of_state(state) == Some(CodeKind::Sql) { JValue::from_safe_string(lit) } else { JValue::from(lit) }
+    });
+    env.add_filter("sql_ident", |state: &minijinja::State, v: String| -> Result<JValue, Error> {
+        let id = crate::shell::sql_ident(&v).map_err(|e| Error::new(ErrorKind::InvalidOperation, e))?;
+        Ok(if CodeKind::of_state(state) == Some(CodeKind::Sql) { JValue::from_safe_string(id) } else { JValue::from(id) })
+    });
+    // A value for a MariaDB option file such as client.cnf.
+    env.add_filter("mycnf", |v: String| -> Result<String, Error> {
+        crate::shell::mycnf_value(&v).map_err(|e| Error::new(ErrorKind::InvalidOperation, e))
+    });
+    // `safe` would print a value into code unquoted: refused there.
+    env.add_filter("safe", |state: &minijinja::State, v: String| -> Result<JValue, Error> {
+        match CodeKind::of_state(state) {
+            Some(_) => Err(Error::new(
+                ErrorKind::InvalidOperation,
+                "`| safe` would paste a value into code unquoted; provision quotes values in code, so drop `| safe`",
+            )),
+            None => Ok(JValue::from_safe_string(v)),
+        }
     });
     // minijinja's built-in `bool` makes the strings "no" and "false" true; Ansible's does not.
     env.add_filter("bool", |v: JValue| -> bool {
@@ -148,6 +321,33 @@ mod tests {
             .unwrap_err();
         assert!(err.message.contains("nope"), "{err}");
         assert_eq!(err.location.unwrap().line, 11);
+    }
+
+    #[test]
+    fn values_in_code_are_quoted_for_their_language() {
+        let t = Templates::new(Path::new("/nonexistent"));
+        let at = Location::file("t");
+        let ctx = context! { x => "a'b $(id)", n => 42, p => "it's" };
+        assert_eq!(t.render_code("echo {{ x }} {{ n }}", &ctx, &at, CodeKind::Shell).unwrap(), "echo 'a'\"'\"'b $(id)' 42");
+        assert_eq!(t.render_code("echo {{ x | quote }}", &ctx, &at, CodeKind::Shell).unwrap(), "echo 'a'\"'\"'b $(id)'");
+        assert_eq!(t.render_code("SELECT {{ p }}, {{ n }} FROM {{ 'd`b' | sql_ident }}", &ctx, &at, CodeKind::Sql).unwrap(), "SELECT 'it\\'s', 42 FROM `d``b`");
+        assert_eq!(t.render_code("mysql -e {{ 'SELECT ' ~ (p | sql) }}", &ctx, &at, CodeKind::Shell).unwrap(), "mysql -e 'SELECT '\"'\"'it\\'\"'\"'s'\"'\"''");
+        assert!(t.render_code("echo {{ x | safe }}", &ctx, &at, CodeKind::Shell).is_err());
+        // Outside code, nothing changes.
+        assert_eq!(t.render_str("{{ x }}", &ctx, &at).unwrap(), "a'b $(id)");
+    }
+
+    #[test]
+    fn a_value_inside_quotes_of_code_is_refused() {
+        for bad in ["echo \"{{ x }}\"", "echo '{{ x }}'", "echo `cat {{ x }}`", "a \"$(b) {{ x }}\""] {
+            assert!(check_code_template(bad, CodeKind::Shell).is_err(), "{bad}");
+        }
+        for good in ["echo {{ x }}", "[ \"$(printf '%s' {{ x }})\" = a ]", "echo \"a\" {{ x }} 'b'", "{% if a %}'{% endif %}"] {
+            assert!(check_code_template(good, CodeKind::Shell).is_ok(), "{good}");
+        }
+        assert!(check_code_template("SELECT '{{ x }}'", CodeKind::Sql).is_err());
+        assert!(check_code_template("SELECT `{{ x }}`", CodeKind::Sql).is_err());
+        assert!(check_code_template("SELECT 'it\\'s', {{ x }}", CodeKind::Sql).is_ok());
     }
 
     #[test]

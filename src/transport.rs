@@ -4,6 +4,7 @@
 //! so nothing we send shows up in a process list. Every script run counts as one round trip.
 
 use crate::inventory::{Host, SshSettings};
+use crate::shell::Script;
 use anyhow::{anyhow, Context, Result};
 use openssh::{ControlPersist, KnownHosts, Session, SessionBuilder, Stdio};
 use std::num::NonZeroUsize;
@@ -35,6 +36,11 @@ impl Connection {
     /// Connects to `host`. Host keys are checked strictly: an unknown or changed key stops
     /// this host with the reason. `accept_new_host_key` is for bootstrap only.
     pub async fn connect(host: &Host, ssh: &SshSettings, control_dir: &Path, accept_new_host_key: bool) -> Result<Connection> {
+        // Every verb connects here, so no verb can reach a placeholder address (the verbs
+        // also refuse them earlier, with the inventory's line).
+        if crate::inventory::is_documentation_address(&host.address) {
+            return Err(anyhow!("host `{}` has the placeholder address {}; provision does not connect to documentation ranges", host.name, host.address));
+        }
         std::fs::create_dir_all(control_dir).with_context(|| format!("cannot create the SSH control directory {}", control_dir.display()))?;
         let mut b = SessionBuilder::default();
         b.user(host.user.clone())
@@ -68,7 +74,7 @@ impl Connection {
     }
 
     /// Runs `script` and collects its output.
-    pub async fn run_script(&self, script: &str, timeout: Duration) -> Result<ScriptOutput> {
+    pub async fn run_script(&self, script: &Script, timeout: Duration) -> Result<ScriptOutput> {
         let mut lines = Vec::new();
         let (status, stderr) = self.run_script_streaming(script, timeout, |l| lines.push(l.to_string())).await?;
         let mut stdout = lines.join("\n");
@@ -77,7 +83,7 @@ impl Connection {
     }
 
     /// Runs `script`, handing each line of its stdout to `on_line` as it arrives.
-    pub async fn run_script_streaming(&self, script: &str, timeout: Duration, on_line: impl FnMut(&str)) -> Result<(Option<i32>, String)> {
+    pub async fn run_script_streaming(&self, script: &Script, timeout: Duration, on_line: impl FnMut(&str)) -> Result<(Option<i32>, String)> {
         self.run_script_conversation(script, timeout, on_line, None, "").await
     }
 
@@ -86,7 +92,7 @@ impl Connection {
     /// The script keeps its privileges while it waits.
     pub async fn run_script_conversation(
         &self,
-        script: &str,
+        script: &Script,
         timeout: Duration,
         mut on_line: impl FnMut(&str),
         answer: Option<std::pin::Pin<Box<dyn std::future::Future<Output = String> + Send + '_>>>,
@@ -106,7 +112,7 @@ impl Connection {
             let mut stdin = child.stdin().take().ok_or_else(|| anyhow!("no stdin for the remote shell"))?;
             let stdout = child.stdout().take().ok_or_else(|| anyhow!("no stdout from the remote shell"))?;
             let mut stderr = child.stderr().take().ok_or_else(|| anyhow!("no stderr from the remote shell"))?;
-            let script = script.to_string();
+            let script = script.as_str().to_string();
             let (asked_tx, asked_rx) = tokio::sync::oneshot::channel::<()>();
             let mut asked_tx = Some(asked_tx);
             // Write and read concurrently: a large script must not deadlock on a full pipe.
@@ -154,18 +160,15 @@ impl Connection {
     }
 
     /// Wraps a shell command so it runs as root (through `sudo -n` for a non-root login).
-    fn privileged(&self, command: &str) -> String {
-        if self.become_root {
-            format!("sudo -n sh -c {}", crate::shell::quote(command))
-        } else {
-            format!("sh -c {}", crate::shell::quote(command))
-        }
+    fn privileged(&self, command: &Script) -> String {
+        let wrapped = if self.become_root { crate::sh!("sudo -n sh -c {}", command.as_str()) } else { crate::sh!("sh -c {}", command.as_str()) };
+        wrapped.as_str().to_string()
     }
 
     /// Streams the stdout of `command` on `self` into the stdin of `sink` on `to`, through
     /// this process's memory only (nothing is written to the controller's disk). Both run
     /// as root. Returns the bytes copied.
-    pub async fn stream_to(&self, command: &str, to: &Connection, sink: &str) -> Result<u64> {
+    pub async fn stream_to(&self, command: &Script, to: &Connection, sink: &Script) -> Result<u64> {
         self.round_trips.fetch_add(1, Ordering::Relaxed);
         to.round_trips.fetch_add(1, Ordering::Relaxed);
         let mut source = self
@@ -205,10 +208,10 @@ impl Connection {
         let s_status = source.wait().await.context("waiting for the source command")?;
         let t_status = target.wait().await.context("waiting for the target command")?;
         if !s_status.success() {
-            return Err(anyhow!("on {}: `{command}` failed: {}", self.host, serr.trim()));
+            return Err(anyhow!("on {}: `{}` failed: {}", self.host, command.as_str(), serr.trim()));
         }
         if !t_status.success() {
-            return Err(anyhow!("on {}: `{sink}` failed: {}", to.host, terr.trim()));
+            return Err(anyhow!("on {}: `{}` failed: {}", to.host, sink.as_str(), terr.trim()));
         }
         copied.context("copying between the hosts")
     }

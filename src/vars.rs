@@ -16,6 +16,20 @@ pub struct Secrets {
     pub missing_env: Vec<String>,
 }
 
+/// Percent-encoding of everything but RFC 3986's unreserved characters (what `urlencode`
+/// and most URL builders produce for a password).
+fn url_encode(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
 /// What a secret shows as.
 pub const REDACTED: &str = "(secret)";
 
@@ -24,8 +38,28 @@ impl Secrets {
     pub fn add(&mut self, value: &str) {
         // A one- or two-character secret would redact ordinary text everywhere; such a
         // value is no secret anyway, so it is not tracked.
-        if value.len() >= 3 {
-            self.values.insert(value.to_string());
+        if value.len() < 3 {
+            return;
+        }
+        // The forms a secret takes on its way to a host or into output: quoted for sh or
+        // SQL, escaped for JSON or an option file, url-encoded, base64 (a heredoc). Each is
+        // redacted like the value itself.
+        let mut forms = vec![
+            value.to_string(),
+            crate::shell::quote(value),
+            crate::shell::sql_string(value),
+            serde_json::to_string(value).unwrap_or_default().trim_matches('"').to_string(),
+            url_encode(value),
+            {
+                use base64::Engine;
+                base64::engine::general_purpose::STANDARD.encode(value)
+            },
+        ];
+        forms.extend(crate::shell::mycnf_value(value).ok());
+        for f in forms {
+            if f.len() >= 3 {
+                self.values.insert(f);
+            }
         }
     }
 

@@ -268,8 +268,9 @@ ensure_jump() {
 
 teardown_network() {
   local spec
-  # Delete every jump to our chains (repeat: a crashed run may have added twice).
-  for spec in "filter FORWARD $FWD_CHAIN" "filter INPUT $IN_CHAIN" "nat POSTROUTING $NAT_CHAIN"; do
+  # Delete every jump to our chains (repeat: a crashed run may have added twice). Without
+  # iptables on the machine (a fresh one, before the first `up`) we cannot have made rules.
+  command -v iptables >/dev/null && for spec in "filter FORWARD $FWD_CHAIN" "filter INPUT $IN_CHAIN" "nat POSTROUTING $NAT_CHAIN"; do
     set -- $spec
     iptables -t "$1" -S "$2" | { grep -- "-j $3\$" || true; } | sed 's/^-A /-D /' |
       while read -r rule; do eval "iptables -t $1 $rule"; done

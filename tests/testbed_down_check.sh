@@ -27,7 +27,8 @@ while read -r link; do
 done < <(ip -o link show | awk -F': ' '{print $2}' | cut -d@ -f1 | grep '^pvtb' || true)
 
 # iptables: our chains, jumps to them, and any rule naming the testbed subnet.
-for table in filter nat; do
+# (A machine without iptables has none: the testbed installs it on its first `up`.)
+command -v iptables >/dev/null && for table in filter nat; do
   while read -r rule; do
     leftover "iptables -t $table: $rule"
   done < <(iptables -t "$table" -S | grep -E 'PVTB|10\.77\.0\.' || true)

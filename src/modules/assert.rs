@@ -30,7 +30,8 @@ impl Module for AssertModule {
         if holds {
             return Ok(Vec::new());
         }
-        let what = message.unwrap_or_else(|| "an assertion failed".into());
+        // A message may print a secret variable: it is redacted like every other output.
+        let what = cx.secrets.redact(&message.unwrap_or_else(|| "an assertion failed".into()));
         Err(Diagnostic::new(what).at(cx.location.clone()).help(match &cx.task_name {
             Some(n) => format!("checked by the task `{n}` of role `{}`; change the variables it names", cx.role),
             None => format!("checked by role `{}`; change the variables it names", cx.role),

@@ -7,22 +7,24 @@ use super::{Args, LowerCx, Module, Resource};
 use crate::error::Diagnostic;
 use crate::facts::{FactRequest, Facts};
 use crate::plan::{Action, Change, PlanContext};
-use crate::shell::{heredoc_base64, quote, sha256_hex};
+use crate::sh;
+use crate::shell::{heredoc_base64, sha256_hex, Script};
+use crate::template::CodeKind;
 
 pub struct CommandModule;
 
 #[derive(Debug)]
 pub struct Command {
     pub name: String,
-    pub run: String,
+    pub run: Script,
     pub creates: Option<String>,
-    pub unless: Option<String>,
+    pub unless: Option<Script>,
     pub stdin: Option<Vec<u8>>,
 }
 
 impl Command {
     fn check_id(&self) -> String {
-        format!("unless:{}", &sha256_hex(format!("{}\0{}", self.name, self.unless.as_deref().unwrap_or_default()).as_bytes())[..16])
+        format!("unless:{}", &sha256_hex(format!("{}\0{}", self.name, self.unless.as_ref().map(Script::as_str).unwrap_or_default()).as_bytes())[..16])
     }
 }
 
@@ -55,22 +57,19 @@ impl Resource for Command {
     }
 
     fn plan_as_handler(&self, _facts: &Facts, _cx: &PlanContext) -> Result<Option<Change>, String> {
-        let mut script = String::new();
-        match &self.stdin {
-            Some(input) => {
-                script.push_str(&format!("base64 -d > \"$PV_RUN/stdin\" {}", heredoc_base64(input)));
-                // No `exit` on success: the apply appends more to this change (a handler
-                // clears its journal entry after its steps).
-                script.push_str(&format!(
-                    "pv_rc=0; ( {}\n) < \"$PV_RUN/stdin\" || pv_rc=$?; rm -f \"$PV_RUN/stdin\"; [ \"$pv_rc\" -eq 0 ] || exit \"$pv_rc\"\n",
-                    self.run
-                ));
-            }
-            None => script.push_str(&format!("( {}\n) </dev/null\n", self.run)),
-        }
+        let script = match &self.stdin {
+            // No `exit` on success: the apply appends more to this change (a handler
+            // clears its journal entry after its steps).
+            Some(input) => sh!(
+                "base64 -d > \"$PV_RUN/stdin\" {}pv_rc=0; ( {}\n) < \"$PV_RUN/stdin\" || pv_rc=$?; rm -f \"$PV_RUN/stdin\"; [ \"$pv_rc\" -eq 0 ] || exit \"$pv_rc\"\n",
+                heredoc_base64(input),
+                self.run
+            ),
+            None => sh!("( {}\n) </dev/null\n", self.run),
+        };
         let mut c = Change::new("command", &self.name, Action::Run).shell(script);
         if let Some(p) = &self.creates {
-            c.details.push(format!("creates {}", quote(p)));
+            c.details.push(format!("creates {p}"));
         }
         Ok(Some(c))
     }
@@ -80,13 +79,35 @@ impl Module for CommandModule {
     fn name(&self) -> &'static str {
         "command"
     }
+    fn code_args(&self) -> &'static [(&'static str, CodeKind)] {
+        &[("run", CodeKind::Shell), ("unless", CodeKind::Shell), ("sql", CodeKind::Sql)]
+    }
 
     fn lower(&self, args: &Args, cx: &LowerCx) -> Result<Vec<Box<dyn Resource>>, Diagnostic> {
         let mut r = args.reader("command")?;
         let run = r.string("run", "`command`")?;
         let creates = r.opt_string("creates")?;
+        if let Some(p) = &creates {
+            super::check_path(p, args, "creates")?;
+            if cx.secrets.touches(p) {
+                return Err(args
+                    .doc
+                    .error(&r.path_of("creates"), "a secret appears in `creates`; the probe passes it to `find`, where `ps` on the host would show it")
+                    .help("name the created path without the secret"));
+            }
+        }
         let unless = r.opt_string("unless")?;
         let stdin = r.opt_string("stdin")?.map(String::into_bytes);
+        // `sql:` is SQL for `run` (usually `mysql`) on stdin, its values rendered as SQL
+        // string literals (see `code_args`): the way to pass a password to the database.
+        let sql = r.opt_string("sql")?;
+        if sql.is_some() && stdin.is_some() {
+            return Err(args.error("`command` takes `stdin` or `sql`, not both"));
+        }
+        let stdin = match sql {
+            Some(sql) => Some(format!("{}{sql}", crate::shell::SQL_SESSION_PRELUDE).into_bytes()),
+            None => stdin,
+        };
         r.finish("`command` arguments")?;
         if creates.is_none() && unless.is_none() && !cx.is_handler {
             return Err(args
@@ -102,6 +123,7 @@ impl Module for CommandModule {
             .task_name
             .clone()
             .unwrap_or_else(|| run.lines().next().unwrap_or_default().chars().take(60).collect());
-        Ok(vec![Box::new(Command { name, run, creates, unless, stdin })])
+        // The role's own code; its template values were quoted when it was rendered.
+        Ok(vec![Box::new(Command { name, run: Script::user_code(run), creates, unless: unless.map(Script::user_code), stdin })])
     }
 }

@@ -10,7 +10,9 @@ use super::{check_path, fmt_mode, read_mode, text_diff, Args, LowerCx, Module, R
 use crate::error::Diagnostic;
 use crate::facts::{FactRequest, Facts, PathKind, Validation};
 use crate::plan::{Action, Change, PlanContext, Provides};
-use crate::shell::{heredoc_base64, quote, sha256_hex};
+use crate::sh;
+use crate::shell::{heredoc_base64, sha256_hex, Script};
+use crate::template::CodeKind;
 use crate::vars::REDACTED;
 
 pub struct FileModule;
@@ -34,16 +36,16 @@ pub struct FileSpec {
     pub mode: Option<u32>,
     /// A command run on the temp file before it lands (`%s` is the temp file); also run
     /// during the probe, so `--check` reports a rejected file.
-    pub validate: Option<String>,
+    pub validate: Option<Script>,
     /// A command run after the file lands; on failure the old file is restored.
-    pub verify: Option<String>,
+    pub verify: Option<Script>,
     /// Whether a failed `validate` may be caused by earlier changes of the same run not
     /// having happened yet (a unit's ExecStart binary comes with a package): then, when
     /// earlier changes exist, the failure is reported as an assumption, and the apply
     /// validates again before the file lands.
     pub validate_soft: bool,
     /// Extra sh run after a successful write (the unit module flags a daemon-reload).
-    pub after_write: Option<String>,
+    pub after_write: Option<Script>,
 }
 
 impl FileSpec {
@@ -110,11 +112,11 @@ impl FileSpec {
                     assumptions.push(format!("package {} may create it", packages.join(", ")));
                     Change::new(kind, &self.path, Action::Delete)
                         .detail("remove if present after the packages are installed")
-                        .shell(format!("rm -rf -- {}", quote(&self.path)))
+                        .shell(sh!("rm -rf -- {}", self.path))
                 }
                 Some(f) => Change::new(kind, &self.path, Action::Delete)
                     .detail(format!("remove {}", f.kind.name()))
-                    .shell(format!("rm -rf -- {}", quote(&self.path))),
+                    .shell(sh!("rm -rf -- {}", self.path)),
             },
             FileState::Directory => match current {
                 Some(f) if f.kind != PathKind::Directory => {
@@ -131,7 +133,7 @@ impl FileSpec {
                 None => {
                     let mut c = Change::new(kind, &self.path, Action::Create)
                         .detail("create directory")
-                        .shell(format!("mkdir -p -- {p}", p = quote(&self.path)));
+                        .shell(sh!("{}mkdir -p -- {}", no_linked_parent(&self.path), self.path));
                     let (_, script) = self.attr_changes(u32::MAX, "", "");
                     c = c.shell(script);
                     c.details.extend(self.new_attrs(0o755));
@@ -151,10 +153,12 @@ impl FileSpec {
                         None => format!("link → {target}"),
                     };
                     // A temp link renamed over the old one: readers never see the path missing.
-                    Change::new(kind, &self.path, action).detail(detail).shell(format!(
-                        "t=$(dirname -- {p})/.pv-link-$$ && ln -sfn -- {t} \"$t\" && mv -Tf -- \"$t\" {p}",
-                        p = quote(&self.path),
-                        t = quote(target)
+                    Change::new(kind, &self.path, action).detail(detail).shell(sh!(
+                        "{}t=$(dirname -- {})/.pv-link-$$ && ln -sfn -- {} \"$t\" && mv -Tf -- \"$t\" {}",
+                        no_linked_parent(&self.path),
+                        self.path,
+                        target,
+                        self.path
                     ))
                 }
             },
@@ -164,13 +168,13 @@ impl FileSpec {
                     if v.status != 0 && self.validate_soft && !cx.earlier.is_empty() {
                         assumptions.push(format!(
                             "`{}` passes once the earlier changes are made (now it says: {})",
-                            self.validate.as_deref().unwrap_or_default(),
+                            self.validate.as_ref().map(Script::as_str).unwrap_or_default(),
                             v.output.lines().next().unwrap_or_default().trim()
                         ));
                     } else if v.status != 0 {
                         return Err(format!(
                             "`{}` rejects the new content of {}:\n{}",
-                            self.validate.as_deref().unwrap_or_default(),
+                            self.validate.as_ref().map(Script::as_str).unwrap_or_default(),
                             self.path,
                             v.output.trim_end()
                         ));
@@ -223,29 +227,35 @@ impl FileSpec {
     }
 
     /// The owner/group/mode differences, as details and as a script that fixes them.
-    fn attr_changes(&self, mode: u32, owner: &str, group: &str) -> (Vec<String>, String) {
+    fn attr_changes(&self, mode: u32, owner: &str, group: &str) -> (Vec<String>, Script) {
         let mut details = Vec::new();
-        let mut script = Vec::new();
-        let p = quote(&self.path);
+        // chmod follows links and has no -h on Linux: the path must still be the directory
+        // or file the probe saw, checked under the run lock right before.
+        let p = &self.path;
+        let mut script = sh!(
+            "if [ -L {} ]; then echo {} >&2; exit 1; fi\n",
+            p,
+            format!("{p} is now a symbolic link; not changing its owner or mode through it")
+        );
         if let Some(o) = self.owner.as_ref().filter(|o| *o != owner) {
             if !owner.is_empty() {
                 details.push(format!("owner {owner} → {o}"));
             }
-            script.push(format!("chown -h -- {} {p}", quote(o)));
+            script.line(sh!("chown -h -- {} {}", o, p));
         }
         if let Some(g) = self.group.as_ref().filter(|g| *g != group) {
             if !group.is_empty() {
                 details.push(format!("group {group} → {g}"));
             }
-            script.push(format!("chgrp -h -- {} {p}", quote(g)));
+            script.line(sh!("chgrp -h -- {} {}", g, p));
         }
         if let Some(m) = self.mode.filter(|m| *m != mode) {
             if mode != u32::MAX {
                 details.push(format!("mode {} → {}", fmt_mode(mode), fmt_mode(m)));
             }
-            script.push(format!("chmod {:o} {p}", m));
+            script.line(sh!("chmod {} -- {}", format!("{m:o}"), p));
         }
-        (details, if script.is_empty() { "true".into() } else { script.join(" && ") })
+        (details, script)
     }
 
     fn new_attrs(&self, default_mode: u32) -> Vec<String> {
@@ -260,43 +270,45 @@ impl FileSpec {
 
     /// The sh that writes `content` atomically. When the file exists, unspecified
     /// attributes are kept from it.
-    fn write_script(&self, content: &[u8], exists: bool) -> String {
-        let p = quote(&self.path);
-        let mut s = String::new();
-        s.push_str(&format!("d=$(dirname -- {p}); mkdir -p -- \"$d\"; t=$(mktemp \"$d/.pv-XXXXXX\"); trap 'rm -f \"$t\"' EXIT\n"));
-        s.push_str(&format!("base64 -d > \"$t\" {}", heredoc_base64(content)));
+    fn write_script(&self, content: &[u8], exists: bool) -> Script {
+        let p = &self.path;
+        let mut s = no_linked_parent(p);
+        s.line(sh!("d=$(dirname -- {}); mkdir -p -- \"$d\"; t=$(mktemp \"$d/.pv-XXXXXX\"); trap 'rm -f \"$t\"' EXIT", p));
+        s.push(sh!("base64 -d > \"$t\" {}", heredoc_base64(content)));
         if exists {
-            s.push_str(&format!("chown --reference={p} \"$t\"; chmod --reference={p} \"$t\"\n"));
+            s.line(sh!("chown --reference={} \"$t\"; chmod --reference={} \"$t\"", p, p));
         } else {
-            s.push_str(&format!("chmod {:o} \"$t\"\n", self.mode.unwrap_or(0o644)));
+            s.line(sh!("chmod {} \"$t\"", format!("{:o}", self.mode.unwrap_or(0o644))));
         }
         if let Some(o) = &self.owner {
-            s.push_str(&format!("chown {} \"$t\"\n", quote(o)));
+            s.line(sh!("chown -- {} \"$t\"", o));
         }
         if let Some(g) = &self.group {
-            s.push_str(&format!("chgrp {} \"$t\"\n", quote(g)));
+            s.line(sh!("chgrp -- {} \"$t\"", g));
         }
         if let Some(m) = self.mode {
-            s.push_str(&format!("chmod {m:o} \"$t\"\n"));
+            s.line(sh!("chmod {} \"$t\"", format!("{m:o}")));
         }
         if let Some(v) = &self.validate {
-            s.push_str(&format!("{}\n", v.replace("%s", "\"$t\"")));
+            s.line(v.with_file_placeholder(sh!("\"$t\"")));
         }
-        s.push_str("sync -- \"$t\"\n");
+        s.line(sh!("sync -- \"$t\""));
         match &self.verify {
-            None => s.push_str(&format!("mv -f -- \"$t\" {p}\n")),
+            None => {
+                s.line(sh!("mv -f -- \"$t\" {}", p));
+            }
             Some(v) => {
                 // Keep the old file as a hard link: restoring it is one rename.
-                s.push_str(&format!(
-                    "b=; if [ -e {p} ]; then b=\"$d/.pv-old-$$\"; ln -f -- {p} \"$b\"; fi\nmv -f -- \"$t\" {p}\nif ! ( {v}\n) >\"$PV_RUN/verify.log\" 2>&1; then if [ -n \"$b\" ]; then mv -f -- \"$b\" {p}; else rm -f -- {p}; fi; echo \"verification failed: {vq}; the previous file was restored\"; cat \"$PV_RUN/verify.log\"; exit 1; fi\n[ -z \"$b\" ] || rm -f -- \"$b\"\n",
-                    vq = v.replace('"', "'").replace('$', "")
+                s.line(sh!(
+                    "b=; if [ -e {} ]; then b=\"$d/.pv-old-$$\"; ln -f -- {} \"$b\"; fi\nmv -f -- \"$t\" {}\nif ! ( {}\n) >\"$PV_RUN/verify.log\" 2>&1; then if [ -n \"$b\" ]; then mv -f -- \"$b\" {}; else rm -f -- {}; fi; echo {}; cat \"$PV_RUN/verify.log\"; exit 1; fi\n[ -z \"$b\" ] || rm -f -- \"$b\"",
+                    p, p, p, v, p, p,
+                    format!("verification failed: {}; the previous file was restored", v.as_str())
                 ));
             }
         }
-        s.push_str("sync -- \"$d\" 2>/dev/null || true\n");
+        s.line(sh!("sync -- \"$d\" 2>/dev/null || true"));
         if let Some(a) = &self.after_write {
-            s.push_str(a);
-            s.push('\n');
+            s.line(a.clone());
         }
         s
     }
@@ -325,8 +337,8 @@ pub fn read_common(spec: &mut FileSpec, r: &mut crate::yaml::MapReader, args: &A
     spec.owner = r.opt_string("owner")?;
     spec.group = r.opt_string("group")?;
     spec.mode = read_mode(r, args)?;
-    spec.validate = r.opt_string("validate")?;
-    if let Some(v) = &spec.validate {
+    let validate = r.opt_string("validate")?;
+    if let Some(v) = &validate {
         if !v.contains("%s") {
             return Err(args
                 .doc
@@ -334,13 +346,56 @@ pub fn read_common(spec: &mut FileSpec, r: &mut crate::yaml::MapReader, args: &A
                 .help("write `%s` where the temp file goes, such as `validate: visudo -cf %s`"));
         }
     }
-    spec.verify = r.opt_string("verify")?;
+    // The role's own code, rendered with its values quoted (see `code_args`).
+    spec.validate = validate.map(Script::user_code);
+    spec.verify = r.opt_string("verify")?.map(Script::user_code);
     Ok(())
+}
+
+/// The arguments of the file-writing modules that are code.
+pub const FILE_CODE_ARGS: &[(&str, CodeKind)] = &[("validate", CodeKind::Shell), ("verify", CodeKind::Shell)];
+
+/// A file that holds a secret is written 0600 unless its `mode` says otherwise; a `mode` that
+/// lets every user read it is refused.
+pub fn protect_secret(spec: &mut FileSpec, args: &Args, mode_path: &crate::yaml::YPath) -> Result<(), Diagnostic> {
+    if !matches!(spec.state, FileState::Present { secret: true, .. }) {
+        return Ok(());
+    }
+    match spec.mode {
+        None => spec.mode = Some(0o600),
+        Some(m) if m & 0o004 != 0 => {
+            return Err(args
+                .doc
+                .error(mode_path, format!("{} holds a secret, but `mode: {}` lets every user of the host read it", spec.path, fmt_mode(m)))
+                .help("use `mode: \"0600\"`, or `\"0640\"` with the `group` that needs it"))
+        }
+        Some(_) => {}
+    }
+    Ok(())
+}
+
+/// Sh that refuses to go on when a parent directory of `path` is a symbolic link: a write,
+/// a mkdir or a link would land wherever the link points.
+pub fn no_linked_parent(path: &str) -> Script {
+    let parent = match path.rfind('/') {
+        Some(0) | None => "/".to_string(),
+        Some(i) => path[..i].to_string(),
+    };
+    sh!(
+        "if [ -e {} ] && [ \"$(realpath -e -- {})\" != {} ]; then echo {} >&2; exit 1; fi\n",
+        parent,
+        parent,
+        parent,
+        format!("{parent} (a parent of {path}) goes through a symbolic link; provision does not write through links")
+    )
 }
 
 impl Module for FileModule {
     fn name(&self) -> &'static str {
         "file"
+    }
+    fn code_args(&self) -> &'static [(&'static str, CodeKind)] {
+        FILE_CODE_ARGS
     }
 
     fn lower(&self, args: &Args, cx: &LowerCx) -> Result<Vec<Box<dyn Resource>>, Diagnostic> {
@@ -358,6 +413,7 @@ impl Module for FileModule {
                 let bytes = match (content, src) {
                     (Some(c), None) => c.into_bytes(),
                     (None, Some(s)) => {
+                        super::check_role_relative(&s, args, "src", "files", cx)?;
                         let file = cx.role_dir.join("files").join(&s);
                         std::fs::read(&file).map_err(|e| {
                             args.error(format!("cannot read `{}`: {e}", file.display()))
@@ -387,7 +443,9 @@ impl Module for FileModule {
                     .help("use present, directory, link or absent"))
             }
         };
+        let mode_path = r.path_of("mode");
         r.finish("`file` arguments")?;
+        protect_secret(&mut spec, args, &mode_path)?;
         Ok(vec![Box::new(FileResource(spec))])
     }
 }

@@ -47,6 +47,11 @@ pub fn find(name: &str) -> Option<&'static dyn Module> {
 pub trait Module: Sync {
     /// The task key that selects this module, such as `file`.
     fn name(&self) -> &'static str;
+    /// The arguments that are code (a script, a check, SQL): values printed into them are
+    /// quoted for that language when they are rendered, never pasted.
+    fn code_args(&self) -> &'static [(&'static str, crate::template::CodeKind)] {
+        &[]
+    }
     /// Turns rendered arguments into resources. Errors name the task's file and line.
     fn lower(&self, args: &Args, cx: &LowerCx) -> Result<Vec<Box<dyn Resource>>, Diagnostic>;
 }
@@ -133,8 +138,33 @@ pub fn check_path(p: &str, args: &Args, key: &str) -> Result<(), Diagnostic> {
     if !p.starts_with('/') {
         return Err(args.error(format!("`{key}: {p}` must be an absolute path")).help("start it with `/`"));
     }
-    if p.contains('\n') || p.contains('\t') || p.contains('\\') || p.contains('\0') {
-        return Err(args.error(format!("`{key}` contains a newline, tab or backslash, which are not supported in paths")));
+    if p.chars().any(|c| c.is_control() || c == '\\') {
+        return Err(args
+            .error(format!("`{key}: {}` contains a control character (newline, tab, escape) or a backslash, which are not supported in paths", crate::report::printable(p)))
+            .help("name the path with printable characters only"));
+    }
+    if p.split('/').any(|c| c == ".." || c == ".") || p.contains("//") {
+        return Err(args
+            .error(format!("`{key}: {p}` has a `.`, `..` or empty component"))
+            .help("write the path in its plain form, such as `/etc/app/app.conf`"));
+    }
+    Ok(())
+}
+
+/// Checks that `src` names a file inside the role's `dir` (`files` or `templates`): an
+/// absolute path, a `..` or a link out of the role would read the controller's own files.
+pub fn check_role_relative(src: &str, args: &Args, key: &str, dir: &str, cx: &LowerCx) -> Result<(), Diagnostic> {
+    let base = cx.role_dir.join(dir);
+    let escapes = src.starts_with('/')
+        || src.split(['/', '\\']).any(|c| c == "..")
+        || match (base.join(src).canonicalize(), base.canonicalize()) {
+            (Ok(file), Ok(base)) => !file.starts_with(base),
+            _ => false,
+        };
+    if escapes {
+        return Err(args
+            .error(format!("`{key}: {}` is outside the role's {dir}/ directory", crate::report::printable(src)))
+            .help(format!("put the file in roles/{}/{dir}/ and name it relative to that directory", cx.role)));
     }
     Ok(())
 }

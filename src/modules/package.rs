@@ -55,7 +55,14 @@ impl Resource for Package {
 }
 
 fn valid_name(n: &str) -> bool {
-    !n.is_empty() && n.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "+-.:".contains(c))
+    // Debian policy 5.6.1: lowercase letters, digits, `+ - .`, starting with a letter or digit;
+    // `:arch` may follow.
+    let (pkg, arch) = n.split_once(':').unwrap_or((n, "amd64"));
+    pkg.len() >= 2
+        && pkg.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+        && pkg.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "+-.".contains(c))
+        && !arch.is_empty()
+        && arch.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
 }
 
 impl Module for PackageModule {
@@ -95,7 +102,9 @@ impl Module for PackageModule {
         let mut out: Vec<Box<dyn Resource>> = Vec::new();
         for name in names {
             if !valid_name(&name) {
-                return Err(args.error(format!("`{name}` is not a valid Debian package name")));
+                return Err(args
+                    .error(format!("`{}` is not a valid Debian package name", crate::report::printable(&name)))
+                    .help("a package name has lowercase letters, digits, `+`, `-` and `.`, and starts with a letter or digit"));
             }
             out.push(Box::new(Package { name, present }));
         }

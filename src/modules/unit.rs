@@ -9,7 +9,8 @@ use super::{Args, LowerCx, Module, Resource};
 use crate::error::Diagnostic;
 use crate::facts::{FactRequest, Facts};
 use crate::plan::{Action, Change, PlanContext, Step};
-use crate::shell::quote;
+use crate::sh;
+use crate::shell::Script;
 
 pub struct UnitModule;
 
@@ -32,14 +33,14 @@ pub struct Unit {
 const UNIT_DIR: &str = "/etc/systemd/system";
 
 impl Unit {
-    fn action_script(&self, state: UnitState) -> String {
-        let n = quote(&self.name);
+    fn action_script(&self, state: UnitState) -> Script {
+        let n = &self.name;
         match state {
-            UnitState::Started => format!("systemctl start -- {n}"),
-            UnitState::Stopped => format!("systemctl stop -- {n}"),
-            UnitState::Restarted => format!("systemctl restart -- {n}"),
+            UnitState::Started => sh!("systemctl start -- {}", n),
+            UnitState::Stopped => sh!("systemctl stop -- {}", n),
+            UnitState::Restarted => sh!("systemctl restart -- {}", n),
             // A reload of a stopped service fails; starting it is what the handler means.
-            UnitState::Reloaded => format!("if systemctl is-active -q -- {n}; then systemctl reload -- {n}; else systemctl start -- {n}; fi"),
+            UnitState::Reloaded => sh!("if systemctl is-active -q -- {}; then systemctl reload -- {}; else systemctl start -- {}; fi", n, n, n),
         }
     }
 }
@@ -98,12 +99,12 @@ impl Resource for Unit {
             steps.extend(fc.steps);
             steps.push(Step::DaemonReloadIfNeeded);
         }
-        let n = quote(&self.name);
+        let n = &self.name;
         if let Some(want) = self.enabled {
             let is = unit.enabled();
             if want != is && !(unit.enablement_fixed() && unit.exists()) {
                 details.push(format!("enabled: {} → {}", yes_no(is), yes_no(want)));
-                steps.push(Step::Shell(format!("systemctl {} -- {n}", if want { "enable" } else { "disable" })));
+                steps.push(Step::Shell(if want { sh!("systemctl enable -- {}", n) } else { sh!("systemctl disable -- {}", n) }));
             }
         }
         match self.state {
@@ -143,6 +144,17 @@ fn or_absent(s: &str) -> &str {
     if s.is_empty() { "absent" } else { s }
 }
 
+/// systemd's unit name grammar (unit_name_is_valid): `[A-Za-z0-9:_.\\-]` and one `@` for
+/// templates and instances, at most 255 bytes, with a type suffix.
+fn valid_unit_name(n: &str) -> bool {
+    let stem = n.rsplit_once('.').map(|(s, _)| s).unwrap_or("");
+    n.len() <= 255
+        && !stem.is_empty()
+        && !n.starts_with(['-', '.', '@'])
+        && n.matches('@').count() <= 1
+        && n.chars().all(|c| c.is_ascii_alphanumeric() || ":_.\\-@".contains(c))
+}
+
 /// Adds `.service` when the name has no unit type suffix.
 fn full_name(n: &str) -> String {
     const TYPES: [&str; 8] = [".service", ".socket", ".timer", ".target", ".path", ".mount", ".slice", ".scope"];
@@ -157,8 +169,11 @@ impl Module for UnitModule {
     fn lower(&self, args: &Args, cx: &LowerCx) -> Result<Vec<Box<dyn Resource>>, Diagnostic> {
         let mut r = args.reader("unit")?;
         let name = full_name(&r.string("name", "`unit`")?);
-        if name.contains('/') || name.starts_with('-') {
-            return Err(args.error(format!("`{name}` is not a unit name")));
+        if !valid_unit_name(&name) {
+            return Err(args
+                .doc
+                .error(&r.path_of("name"), format!("`{}` is not a systemd unit name", crate::report::printable(&name)))
+                .help("a unit name has ASCII letters, digits and `:-_.\\@`, such as `sidekiq@1.service`"));
         }
         let template = r.opt_string("template")?;
         let content = r.opt_string("content")?;
@@ -197,19 +212,21 @@ impl Module for UnitModule {
             let mut f = FileSpec::new(format!("{UNIT_DIR}/{name}"), state);
             f.owner = Some("root".into());
             f.group = Some("root".into());
-            f.mode = Some(0o644);
+            // A unit holding a secret (`Environment=`) is readable by root only.
+            f.mode = Some(if matches!(f.state, FileState::Present { secret: true, .. }) { 0o600 } else { 0o644 });
             if verify {
                 // A temp file's name is not a unit name, so verify a copy named like the unit.
                 // systemd-analyze exits 0 on settings it ignores ("Failed to parse ...,
                 // ignoring"), which are bugs in our file all the same: any remark about the
                 // file counts as a rejection. (No `%s` here but the file's: it is the placeholder.)
-                f.validate = Some(format!(
-                    "pv_u=$(mktemp -d) && cp %s \"$pv_u\"/{n} && pv_o=$(systemd-analyze verify --man=no \"$pv_u\"/{n} 2>&1); pv_rc=$?; rm -rf \"$pv_u\"; echo \"$pv_o\"; [ $pv_rc -eq 0 ] && ! echo \"$pv_o\" | grep -qF \"$pv_u/\"",
-                    n = quote(&name)
+                f.validate = Some(sh!(
+                    "pv_u=$(mktemp -d) && cp %s \"$pv_u\"/{} && pv_o=$(systemd-analyze verify --man=no \"$pv_u\"/{} 2>&1); pv_rc=$?; rm -rf \"$pv_u\"; echo \"$pv_o\"; [ $pv_rc -eq 0 ] && ! echo \"$pv_o\" | grep -qF \"$pv_u/\"",
+                    name,
+                    name
                 ));
             }
             f.validate_soft = true;
-            f.after_write = Some("touch \"$PV_RUN/daemon-reload\"".into());
+            f.after_write = Some(sh!("touch \"$PV_RUN/daemon-reload\""));
             f
         });
         Ok(vec![Box::new(Unit { name, file, enabled, state })])

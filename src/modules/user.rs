@@ -6,7 +6,8 @@ use super::{Args, LowerCx, Module, Resource};
 use crate::error::Diagnostic;
 use crate::facts::{FactRequest, Facts};
 use crate::plan::{Action, Change, PlanContext, Provides};
-use crate::shell::quote;
+use crate::sh;
+use crate::shell::Script;
 
 pub struct UserModule;
 pub struct GroupModule;
@@ -39,7 +40,7 @@ impl Resource for User {
     }
 
     fn plan(&self, facts: &Facts, cx: &PlanContext) -> Result<Option<Change>, String> {
-        let n = quote(&self.name);
+        let n = &self.name;
         let mut assumptions = Vec::new();
         for g in &self.groups {
             if !facts.group_exists(g) {
@@ -51,17 +52,17 @@ impl Resource for User {
         }
         let mut c = match facts.users.get(&self.name) {
             None => {
-                let mut cmd = format!("useradd --create-home --home-dir {} --user-group", quote(&self.home));
+                let mut cmd = sh!("useradd --create-home --home-dir {} --user-group", self.home);
                 if let Some(s) = &self.shell {
-                    cmd.push_str(&format!(" --shell {}", quote(s)));
+                    cmd.push(sh!(" --shell {}", s));
                 }
                 if self.system {
-                    cmd.push_str(" --system");
+                    cmd.push(sh!(" --system"));
                 }
                 if !self.groups.is_empty() {
-                    cmd.push_str(&format!(" --groups {}", quote(&self.groups.join(","))));
+                    cmd.push(sh!(" --groups {}", self.groups.join(",")));
                 }
-                let mut c = Change::new("user", &self.name, Action::Create).shell(format!("{cmd} -- {n}"));
+                let mut c = Change::new("user", &self.name, Action::Create).shell(sh!("{} -- {}", cmd, n));
                 c.details.push(format!("home {}", self.home));
                 if let Some(s) = &self.shell {
                     c.details.push(format!("shell {s}"));
@@ -74,10 +75,10 @@ impl Resource for User {
             Some(u) => {
                 let mut c = Change::new("user", &self.name, Action::Update);
                 if let Some(s) = self.shell.as_ref().filter(|s| **s != u.shell) {
-                    c = c.detail(format!("shell {} → {s}", u.shell)).shell(format!("usermod --shell {} -- {n}", quote(s)));
+                    c = c.detail(format!("shell {} → {s}", u.shell)).shell(sh!("usermod --shell {} -- {}", s, n));
                 }
                 if self.home != u.home {
-                    c = c.detail(format!("home {} → {}", u.home, self.home)).shell(format!("usermod --move-home --home {} -- {n}", quote(&self.home)));
+                    c = c.detail(format!("home {} → {}", u.home, self.home)).shell(sh!("usermod --move-home --home {} -- {}", self.home, n));
                 }
                 let missing: Vec<&String> = self
                     .groups
@@ -86,7 +87,7 @@ impl Resource for User {
                     .collect();
                 if !missing.is_empty() {
                     let list = missing.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(",");
-                    c = c.detail(format!("add to groups {list}")).shell(format!("usermod --append --groups {} -- {n}", quote(&list)));
+                    c = c.detail(format!("add to groups {list}")).shell(sh!("usermod --append --groups {} -- {}", list, n));
                 }
                 c
             }
@@ -96,9 +97,14 @@ impl Resource for User {
             if let Some(kc) = keys.plan("user", facts, &PlanContext { earlier: &earlier })? {
                 c.details.push(format!("authorized_keys {}", kc.details.first().map(String::as_str).unwrap_or("updated")));
                 c.diff = kc.diff;
-                c.steps.push(crate::plan::Step::Shell(format!(
-                    "mkdir -p -- {d} && chown {n}: {d} && chmod 700 {d}",
-                    d = quote(&format!("{}/.ssh", self.home))
+                let d = format!("{}/.ssh", self.home);
+                c.steps.push(crate::plan::Step::Shell(sh!(
+                    "{}mkdir -p -- {} && chown -h -- {} {} && chmod 700 -- {}",
+                    super::file::no_linked_parent(&d),
+                    d,
+                    format!("{n}:"),
+                    d,
+                    d
                 )));
                 c.steps.extend(kc.steps);
             }
@@ -130,13 +136,36 @@ impl Module for UserModule {
         let mut r = args.reader("user")?;
         let name = r.string("name", "`user`")?;
         if !valid_account_name(&name) {
-            return Err(args.error(format!("`{name}` is not a valid user name")).help("use lowercase letters, digits, `_` and `-`"));
+            return Err(args
+                .error(format!("`{}` is not a valid user name", crate::report::printable(&name)))
+                .help("use lowercase letters, digits, `_` and `-`, starting with a letter or `_`"));
         }
         let shell = r.opt_string("shell")?;
+        if let Some(s) = &shell {
+            super::check_path(s, args, "shell")?;
+        }
         let home = r.opt_string("home")?.unwrap_or_else(|| format!("/home/{name}"));
+        super::check_path(&home, args, "home")?;
+        if home.contains(':') {
+            return Err(args.error(format!("`home: {home}` has a `:`, which /etc/passwd cannot hold")));
+        }
         let system = r.opt_bool("system")?.unwrap_or(false);
         let groups = r.opt_strings("groups")?.unwrap_or_default();
+        for g in &groups {
+            if !valid_account_name(g) {
+                return Err(args
+                    .doc
+                    .error(&r.path_of("groups"), format!("`{}` is not a valid group name", crate::report::printable(g)))
+                    .help("use lowercase letters, digits, `_` and `-`, starting with a letter or `_`"));
+            }
+        }
         let keys = r.opt_strings("authorized_keys")?;
+        if let Some(k) = keys.iter().flatten().find(|k| k.trim().is_empty() || k.chars().any(|c| c.is_control())) {
+            return Err(args
+                .doc
+                .error(&r.path_of("authorized_keys"), format!("authorized key `{}` is empty or holds a newline or control character", crate::report::printable(k)))
+                .help("list one key per item, each on one line: `ssh-ed25519 AAAA... comment`"));
+        }
         r.finish("`user` arguments")?;
         let keys = keys.map(|keys| {
             let mut content = keys.join("\n");
@@ -173,10 +202,10 @@ impl Resource for Group {
         if facts.groups.contains_key(&self.name) {
             return Ok(None);
         }
-        let sys = if self.system { " --system" } else { "" };
+        let sys = if self.system { sh!(" --system") } else { Script::new() };
         Ok(Some(
             Change::new("group", &self.name, Action::Create)
-                .shell(format!("groupadd{sys} -- {}", quote(&self.name)))
+                .shell(sh!("groupadd{} -- {}", sys, self.name))
                 .provides(Provides::Group(self.name.clone())),
         ))
     }
@@ -191,7 +220,9 @@ impl Module for GroupModule {
         let mut r = args.reader("group")?;
         let name = r.string("name", "`group`")?;
         if !valid_account_name(&name) {
-            return Err(args.error(format!("`{name}` is not a valid group name")));
+            return Err(args
+                .error(format!("`{}` is not a valid group name", crate::report::printable(&name)))
+                .help("use lowercase letters, digits, `_` and `-`, starting with a letter or `_`"));
         }
         let system = r.opt_bool("system")?.unwrap_or(false);
         r.finish("`group` arguments")?;
