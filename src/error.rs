@@ -76,16 +76,18 @@ pub fn closest<'a>(wrong: &str, candidates: impl IntoIterator<Item = &'a str>) -
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.location {
-            Some(loc) => write!(f, "{loc}: error: {}", self.message)?,
-            None => write!(f, "error: {}", self.message)?,
+            // A message may quote a value from an inventory: its control characters are
+            // shown, never sent to the terminal.
+            Some(loc) => write!(f, "{loc}: error: {}", crate::report::printable(&self.message))?,
+            None => write!(f, "error: {}", crate::report::printable(&self.message))?,
         }
         if let Some(loc) = &self.location {
             if let Some(line) = source_line(&loc.file, loc.line) {
-                write!(f, "\n  {:>4} | {}\n       | {}^", loc.line, line, " ".repeat(loc.column.saturating_sub(1)))?;
+                write!(f, "\n  {:>4} | {}\n       | {}^", loc.line, crate::report::printable(&line), " ".repeat(loc.column.saturating_sub(1)))?;
             }
         }
         if let Some(help) = &self.help {
-            write!(f, "\n  help: {help}")?;
+            write!(f, "\n  help: {}", crate::report::printable(help))?;
         }
         Ok(())
     }

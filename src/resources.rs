@@ -381,7 +381,7 @@ fn check_defined(role: &Role, source: &str, vars: &Mapping, doc: &Doc, at: &[Seg
     if expr.contains("default(") || expr.contains("defined") || expr.contains("| d(") {
         return Ok(());
     }
-    let known = |n: &str| vars.contains_key(n) || matches!(n, "item" | "loop" | "true" | "false" | "none" | "True" | "False" | "None");
+    let known = |n: &str| vars.contains_key(n) || matches!(n, "item" | "loop" | "true" | "false" | "none" | "True" | "False" | "None" | "range" | "dict" | "namespace" | "debug" | "lipsum" | "cycler" | "joiner");
     match role.templates.referenced(&format!("{{{{ {expr} }}}}")).into_iter().find(|n| !known(n)) {
         Some(missing) => Err(doc
             .error(at, format!("undefined variable `{missing}` in `{}`", expr.trim()))

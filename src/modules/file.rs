@@ -336,6 +336,14 @@ impl Resource for FileResource {
 pub fn read_common(spec: &mut FileSpec, r: &mut crate::yaml::MapReader, args: &Args) -> Result<(), Diagnostic> {
     spec.owner = r.opt_string("owner")?;
     spec.group = r.opt_string("group")?;
+    for (key, v) in [("owner", &spec.owner), ("group", &spec.group)] {
+        if let Some(v) = v.as_ref().filter(|v| !super::user::valid_account_name(v) && !(!v.is_empty() && v.chars().all(|c| c.is_ascii_digit()))) {
+            return Err(args
+                .doc
+                .error(&r.path_of(key), format!("`{key}: {}` is not a user or group name", crate::report::printable(v)))
+                .help("use lowercase letters, digits, `_` and `-` (starting with a letter or `_`), or a numeric id"));
+        }
+    }
     spec.mode = read_mode(r, args)?;
     let validate = r.opt_string("validate")?;
     if let Some(v) = &validate {
@@ -431,9 +439,16 @@ impl Module for FileModule {
                 FileState::Present { content: bytes, secret }
             }
             "directory" => FileState::Directory,
-            "link" => FileState::Link {
-                target: target.ok_or_else(|| args.error("`state: link` needs `target`").help("add `target: /path/it/points/to`"))?,
-            },
+            "link" => {
+                let target = target.ok_or_else(|| args.error("`state: link` needs `target`").help("add `target: /path/it/points/to`"))?;
+                if target.is_empty() || target.chars().any(|c| c.is_control()) {
+                    return Err(args
+                        .doc
+                        .error(&r.path_of("target"), format!("link target `{}` is empty or has a control character (newline, tab, escape)", crate::report::printable(&target)))
+                        .help("name the target with printable characters only"));
+                }
+                FileState::Link { target }
+            }
             "absent" => FileState::Absent,
             other => {
                 return Err(args

@@ -144,7 +144,7 @@ fn or_absent(s: &str) -> &str {
     if s.is_empty() { "absent" } else { s }
 }
 
-/// systemd's unit name grammar (unit_name_is_valid): `[A-Za-z0-9:_.\\-]` and one `@` for
+/// systemd's unit name grammar (unit_name_is_valid) less `\\`: `[A-Za-z0-9:_.-]` and one `@` for
 /// templates and instances, at most 255 bytes, with a type suffix.
 fn valid_unit_name(n: &str) -> bool {
     let stem = n.rsplit_once('.').map(|(s, _)| s).unwrap_or("");
@@ -152,7 +152,9 @@ fn valid_unit_name(n: &str) -> bool {
         && !stem.is_empty()
         && !n.starts_with(['-', '.', '@'])
         && n.matches('@').count() <= 1
-        && n.chars().all(|c| c.is_ascii_alphanumeric() || ":_.\\-@".contains(c))
+        // systemd allows `\\` (its own escapes), but the file's path would then need
+        // escaping in every tool that prints it: not supported.
+        && n.chars().all(|c| c.is_ascii_alphanumeric() || ":_.-@".contains(c))
 }
 
 /// Adds `.service` when the name has no unit type suffix.
@@ -173,7 +175,7 @@ impl Module for UnitModule {
             return Err(args
                 .doc
                 .error(&r.path_of("name"), format!("`{}` is not a systemd unit name", crate::report::printable(&name)))
-                .help("a unit name has ASCII letters, digits and `:-_.\\@`, such as `sidekiq@1.service`"));
+                .help("a unit name has ASCII letters, digits and `:-_.@`, such as `sidekiq@1.service`"));
         }
         let template = r.opt_string("template")?;
         let content = r.opt_string("content")?;

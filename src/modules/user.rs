@@ -120,7 +120,7 @@ impl Resource for User {
     }
 }
 
-fn valid_account_name(n: &str) -> bool {
+pub fn valid_account_name(n: &str) -> bool {
     !n.is_empty()
         && n.len() <= 32
         && n.chars().next().is_some_and(|c| c.is_ascii_lowercase() || c == '_')
