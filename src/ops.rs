@@ -417,7 +417,7 @@ async fn converge_host_with(host: Host, res: HostResources, ssh: &crate::invento
                         Outcome::Failed { output, status } => ("failed", Some(format!("exit status {status}: {}", output.trim_end()))),
                     };
                     reporter.applied(&host.name, c, &secrets, error.as_deref());
-                    results[index] = Some(ChangeResult { change: redact_change(c), status: status.into(), error: error.map(|e| secrets.redact(&e)) });
+                    results[index] = Some(ChangeResult { change: redact_change(c), status: status.into(), error: error.map(|e| secrets.redact_error(&e)) });
                 }
                 Some(Event::Locked { holder }) => locked = Some(holder),
                 Some(Event::CanaryArmed { timer }) => canary_armed = Some(timer),
@@ -463,7 +463,7 @@ async fn converge_host_with(host: Host, res: HostResources, ssh: &crate::invento
         };
         if let Some(e) = error {
             report.status = HostStatus::Failed;
-            report.error = Some(secrets.redact(&e));
+            report.error = Some(secrets.redact_error(&e));
         }
     }
     report.round_trips = conn.round_trips();

@@ -39,14 +39,14 @@ pub fn script(req: &FactRequest) -> Script {
         let files: Vec<&String> = req.hashes.keys().collect();
         s.push(sh!("pv_sums=$(sha256sum -- {})\n{}printf '%s\\n' \"$pv_sums\"\n", Words(&files), mark("sums")));
         // Read the content of readable files whose hash differs from the one we want, so
-        // the plan can show a diff. The wanted hashes are matched in sh, not per file. Only
-        // world-readable files are read: a file kept from other users (an old version that
-        // held a secret) is never shown, whatever the new version holds.
+        // the plan can show a diff. The wanted hashes are matched in sh, not per file. A file
+        // readable by its owner only (0600, 0400: how files holding a secret are written)
+        // is never read, so an old version's secret never shows, whatever the new one holds.
         let wanted: Vec<String> = req.hashes.iter().filter(|(_, w)| w.read_content).map(|(p, w)| format!("{}  {}", w.sha256, p)).collect();
         let readable: Vec<&String> = req.hashes.iter().filter(|(_, w)| w.read_content).map(|(p, _)| p).collect();
         if !readable.is_empty() {
             s.push(sh!(
-                "printf '%s\\n' \"$pv_sums\" | while read -r pv_h pv_p; do case \"$pv_h  $pv_p\" in {}) ;; *) case \"$pv_p\" in {}) [ \"$(stat -c %s -- \"$pv_p\")\" -le {} ] && [ $(( 0$(stat -c %a -- \"$pv_p\") & 4 )) -ne 0 ] && {{ echo \"@@PV content $pv_p\"; base64 -w0 -- \"$pv_p\"; echo; }};; esac;; esac; done\n",
+                "printf '%s\\n' \"$pv_sums\" | while read -r pv_h pv_p; do case \"$pv_h  $pv_p\" in {}) ;; *) case \"$pv_p\" in {}) [ \"$(stat -c %s -- \"$pv_p\")\" -le {} ] && [ $(( 0$(stat -c %a -- \"$pv_p\") & 36 )) -ne 0 ] && {{ echo \"@@PV content $pv_p\"; base64 -w0 -- \"$pv_p\"; echo; }};; esac;; esac; done\n",
                 Alternatives(&wanted),
                 Alternatives(&readable),
                 MAX_DIFF_BYTES,

@@ -83,6 +83,20 @@ pub struct HostCfg {
     pub health_timeout: u32,
     pub restart_timeout: u32,
     pub lock_ttl: u64,
+    /// The health gate of a puma host (None elsewhere).
+    pub gate: Option<GateCfg>,
+}
+
+/// Where and how the new release's puma is checked before it takes traffic.
+#[derive(Debug, Clone)]
+pub struct GateCfg {
+    pub puma_bin: String,
+    /// A loopback port nothing else uses (`release_gate_port`, default puma_port + 10000).
+    pub port: u16,
+    pub path: String,
+    pub retries: u32,
+    pub interval: u32,
+    pub timeout: u32,
 }
 
 /// A host taking part, with its open connection.
@@ -154,7 +168,30 @@ pub fn host_cfg(project: &Project, host: &Host) -> Result<(HostCfg, Secrets), Di
     } else {
         None
     };
+    let gate = match (&health_url, has("puma")) {
+        (Some(_), true) => {
+            let port: u16 = var_str(&vars, "puma_port").and_then(|p| p.trim().parse().ok()).unwrap_or(3000);
+            let gate_port = num(&vars, "release_gate_port", u64::from(port) + 10000, &mut errors, host);
+            let puma_bin = var_str(&vars, "puma_bin").unwrap_or_else(|| "/usr/bin/puma".into());
+            if !puma_bin.starts_with('/') || puma_bin.chars().any(|c| c.is_control() || c == ' ') {
+                errors.push(Diagnostic::new(format!("host `{}`: `puma_bin: {}` must be an absolute path", host.name, crate::report::printable(&puma_bin))));
+            }
+            if gate_port == u64::from(port) || gate_port == 0 || gate_port > 65535 {
+                errors.push(Diagnostic::new(format!("host `{}`: `release_gate_port: {gate_port}` must be a free port other than puma's", host.name)));
+            }
+            Some(GateCfg {
+                puma_bin,
+                port: gate_port.min(65535) as u16,
+                path: var_str(&vars, "release_health_path").unwrap_or_else(|| "/up".into()).trim().to_string(),
+                retries: num(&vars, "release_health_retries", 15, &mut errors, host) as u32,
+                interval: num(&vars, "release_health_interval", 2, &mut errors, host) as u32,
+                timeout: num(&vars, "release_health_timeout", 5, &mut errors, host).max(1) as u32,
+            })
+        }
+        _ => None,
+    };
     let cfg = HostCfg {
+        gate,
         keep_releases: num(&vars, "keep_releases", 5, &mut errors, host).max(1) as usize,
         health_retries: num(&vars, "release_health_retries", 15, &mut errors, host) as u32,
         health_interval: num(&vars, "release_health_interval", 2, &mut errors, host) as u32,
@@ -975,6 +1012,7 @@ mod tests {
             sidekiq: vec![],
             faye: vec![],
             health_url: None,
+            gate: None,
             health_retries: 1,
             health_interval: 1,
             health_timeout: 1,

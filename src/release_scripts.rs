@@ -275,3 +275,49 @@ pub fn list_script(cfg: &HostCfg) -> Script {
     ));
     s
 }
+
+/// The health gate: the new release's puma started beside the running one (a transient
+/// systemd unit on a spare loopback port, as the deploy user, with the app's environment),
+/// asked for the health path until it answers 2xx, then stopped. Only this check reaches it:
+/// nothing is switched and no user request is served by the new code until every puma host
+/// passed. A candidate that exits or never answers fails the gate with its last log lines.
+pub fn gate_script(cfg: &HostCfg, ts: &str) -> Script {
+    let Some(gate) = &cfg.gate else { return sh!("echo '@@PV healthy (no puma here)'\n") };
+    let unit = format!("pv-candidate-{ts}.service");
+    let url = format!("http://127.0.0.1:{}{}", gate.port, gate.path);
+    let mut s = header(cfg);
+    let env = match &cfg.env_file {
+        Some(e) => sh!("-p EnvironmentFile=-{} ", e),
+        None => Script::new(),
+    };
+    s.push(sh!(
+        "R=\"$D/releases/\"{}\nunit={}\nsystemctl stop -- \"$unit\" >/dev/null 2>&1; systemctl reset-failed -- \"$unit\" >/dev/null 2>&1\n\
+if command -v ss >/dev/null 2>&1 && ss -Hltn \"sport = :{}\" | grep -q .; then echo {}; exit 6; fi\n\
+systemd-run --quiet --collect --unit=\"$unit\" --uid=\"$U\" --gid=\"$U\" -p WorkingDirectory=\"$R\" {}-p RuntimeMaxSec={} --setenv=RAILS_MAX_THREADS=2 -- {} -C - -w 0 -t 1:2 -b {} \"$R/config.ru\" || {{ echo '@@PV gate-failed systemd-run could not start the candidate'; exit 6; }}\n\
+logs() {{ journalctl -u \"$unit\" -n 20 --no-pager -o cat 2>/dev/null | tr -d '\\000-\\010\\013-\\037' | sed 's/^/@@PV gate-log /'; }}\n\
+i=0; t0=$(date +%s)\nwhile :; do\n\
+  i=$((i+1))\n\
+  if ! systemctl is-active --quiet -- \"$unit\"; then echo \"@@PV gate-failed the new release exited before it answered (try $i)\"; logs; systemctl stop -- \"$unit\" >/dev/null 2>&1; exit 6; fi\n\
+  code=$(curl -s -o /dev/null -w '%{{http_code}}' -m {} -- {} || true)\n\
+  case \"$code\" in 2??) echo {}\"$code (try $i, $(( $(date +%s) - t0 )) s)\"; break;; esac\n\
+  if [ $i -ge {} ]; then echo {}\"${{code:-nothing}} after $i tries\"; logs; systemctl stop -- \"$unit\" >/dev/null 2>&1; exit 6; fi\n\
+  sleep {}\n\
+done\n\
+systemctl stop -- \"$unit\" >/dev/null 2>&1\n",
+        ts,
+        unit,
+        gate.port,
+        format!("@@PV gate-failed port {} is taken on this host; set release_gate_port to a free one", gate.port),
+        env,
+        gate.retries * gate.interval.max(1) + 120,
+        gate.puma_bin,
+        format!("tcp://127.0.0.1:{}", gate.port),
+        gate.timeout,
+        url,
+        format!("@@PV healthy gate GET {url} answered "),
+        gate.retries.max(1),
+        format!("@@PV gate-failed GET {url} answered "),
+        gate.interval
+    ));
+    s
+}

@@ -180,7 +180,7 @@ impl Reporter {
             Some(_) => self.format_change(host, c, secrets, &paint(self.color, Style::new().fg_color(Some(AnsiColor::Red.into())), "  FAILED")),
         };
         if let Some(e) = error {
-            for l in secrets.redact(e).lines() {
+            for l in secrets.redact_error(e).lines() {
                 text.push_str(&format!("{host}     | {}\n", printable(l)));
             }
         }

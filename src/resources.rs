@@ -511,7 +511,12 @@ fn lower_task(role: &Role, doc: &Doc, path: &[Seg], task: &Value, vars: &Mapping
             task_name: task_name.clone(),
             is_handler,
         };
-        let resources = module.lower(&args, &cx)?;
+        // An error may quote a rendered value: secrets in it are redacted like all output.
+        let resources = module.lower(&args, &cx).map_err(|mut d| {
+            d.message = secrets.redact(&d.message);
+            d.help = d.help.map(|h| secrets.redact(&h));
+            d
+        })?;
         // A path or a name is on command lines (`find`, `useradd`, `systemctl`) that `ps`
         // shows to every user of the host, and in every line of output.
         if let Some(r) = resources.iter().find(|r| secrets.touches(&r.target())) {

@@ -288,6 +288,16 @@ pub fn mycnf_value(s: &str) -> Result<String, String> {
     Ok(format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\"")))
 }
 
+/// A value for an environment file that both systemd (`EnvironmentFile=`) and sh (`set -a;
+/// . FILE`) read as exactly this value: sh-quoted, which systemd's parser reads the same way.
+/// A newline is refused: systemd and sh disagree about it.
+pub fn env_file_value(s: &str) -> Result<String, String> {
+    if s.contains('\n') || s.contains('\r') || s.contains('\0') {
+        return Err("a value in an environment file cannot hold a newline".into());
+    }
+    Ok(quote(s))
+}
+
 /// The sha256 of `bytes` as lowercase hex.
 pub fn sha256_hex(bytes: &[u8]) -> String {
     use sha2::{Digest, Sha256};

@@ -276,6 +276,11 @@ fn add_filters(env: &mut Environment<'static>) {
     env.add_filter("mycnf", |v: String| -> Result<String, Error> {
         crate::shell::mycnf_value(&v).map_err(|e| Error::new(ErrorKind::InvalidOperation, e))
     });
+    // A value for an environment file read by systemd and by sh.
+    env.add_filter("env_value", |v: JValue| -> Result<String, Error> {
+        let text = if v.is_none() { String::new() } else { v.to_string() };
+        crate::shell::env_file_value(&text).map_err(|e| Error::new(ErrorKind::InvalidOperation, e))
+    });
     // `safe` would print a value into code unquoted: refused there.
     env.add_filter("safe", |state: &minijinja::State, v: String| -> Result<JValue, Error> {
         match CodeKind::of_state(state) {

@@ -73,6 +73,34 @@ impl Secrets {
         self.values.iter().any(|s| text.contains(s.as_str()))
     }
 
+    /// Like [`Secrets::redact`], and also every run of 6 or more characters of a secret
+    /// (of 8 or more): for what a host says back, such as a database error that quotes part
+    /// of the statement (`near '...'`) from the middle of a password.
+    pub fn redact_error(&self, text: &str) -> String {
+        let mut out = self.redact(text);
+        const RUN: usize = 6;
+        for secret in self.values.iter().filter(|s| s.chars().count() >= 8) {
+            let chars: Vec<char> = secret.chars().collect();
+            for start in 0..=chars.len() - RUN {
+                let window: String = chars[start..start + RUN].iter().collect();
+                if REDACTED.contains(&window) {
+                    continue;
+                }
+                while let Some(at) = out.find(&window) {
+                    // Grow the match as far as the secret and the text agree.
+                    let mut end = at + window.len();
+                    let mut k = start + RUN;
+                    while k < chars.len() && out[end..].starts_with(chars[k]) {
+                        end += chars[k].len_utf8();
+                        k += 1;
+                    }
+                    out.replace_range(at..end, REDACTED);
+                }
+            }
+        }
+        out
+    }
+
     /// `text` with every secret replaced by `(secret)`. Longest first, so that a secret
     /// containing another is replaced whole.
     pub fn redact(&self, text: &str) -> String {
@@ -182,6 +210,20 @@ fn host_value(h: &Host) -> Value {
     m.insert("roles".into(), Value::Sequence(h.roles.iter().map(|r| Value::String(r.clone())).collect()));
     m.insert("primary".into(), h.primary.into());
     Value::Mapping(m)
+}
+
+#[cfg(test)]
+mod fragment_tests {
+    use super::*;
+
+    #[test]
+    fn a_quoted_piece_of_a_secret_is_redacted_in_errors() {
+        let mut s = Secrets::default();
+        s.add("correct-horse-battery");
+        let e = s.redact_error("ERROR 1064: near 'horse-battery' at line 1; correct-horse-battery");
+        assert_eq!(e, "ERROR 1064: near '(secret)' at line 1; (secret)");
+        assert_eq!(s.redact_error("no secret here"), "no secret here");
+    }
 }
 
 #[cfg(test)]

@@ -130,8 +130,13 @@ fn sudoers_user_group_and_command_lifecycle() {
     assert!(ssh(T1, "sudo -l -U pvops").contains("/usr/bin/systemctl restart pvdemo"));
     assert!(ssh(T1, "cat /srv/pv-cmd").contains("pvops"));
 
-    // A rule visudo rejects: an error in --check and in apply, and the file in place stays.
+    // A rule outside the sudoers grammar is refused before connecting, naming the line.
     p.write("roles/s/tasks.yml", "- sudoers: {name: pv-ops, user: pvops, runas: \"root,,\", commands: [/usr/bin/true]}\n");
+    let r = p.run(&["--check"]);
+    assert_eq!(r.code, 1, "{}", r.all());
+    assert!(r.stderr.contains("tasks.yml:1:") && r.stderr.contains("`runas: root,,` is not a user name"), "{}", r.all());
+    // A file visudo rejects: an error in --check and in apply, and the file in place stays.
+    p.write("roles/s/tasks.yml", "- file: {path: /etc/sudoers.d/pv-ops, content: \"pvops ALL=(root,,) /usr/bin/true\\n\", mode: \"0440\", validate: \"visudo -cf %s\"}\n");
     let before = ssh(T1, "cat /etc/sudoers.d/pv-ops");
     for args in [&["--check"][..], &[][..]] {
         let r = p.run(args);

@@ -25,7 +25,7 @@ fn db_copy_streams_rows_and_refuses_production() {
         "roles/mysql/tasks.yml",
         "- package: [mariadb-server]\n\
          - unit: {name: mariadb, enabled: true, state: started}\n\
-         - command: {run: mysql, stdin: \"CREATE DATABASE IF NOT EXISTS {{ app_db_name }};\", unless: \"mysql -e 'use {{ app_db_name }}'\"}\n",
+         - command: {run: mysql, sql: \"CREATE DATABASE IF NOT EXISTS {{ app_db_name | sql_ident }};\", unless: \"mysql -e {{ 'use ' ~ (app_db_name | sql_ident) }}\"}\n",
     );
     inventory(&p, "src.yml", "production", "t1", "pvsrc");
     inventory(&p, "dst.yml", "staging", "t2", "pvdst");

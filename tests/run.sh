@@ -41,6 +41,7 @@ echo "testbed: 11 hosts up in $(( $(date +%s) - start )) s"
 echo "== tests"
 measurements=target/tmp/measurements.txt
 rm -f "$measurements"
-cargo test --locked -- --test-threads=4
+# --no-fail-fast: one run shows every failing test binary, not just the first.
+cargo test --locked --no-fail-fast -- --test-threads=4
 echo "== measurements"
 cat "$measurements" 2>/dev/null || true

@@ -33,6 +33,31 @@ const HOSTS: [(&str, &str); 7] = [
 const WEB: &str = "10.77.0.21";
 const DB_NAME: &str = "flipper_sandbox";
 
+/// The sandbox's database passwords (inventories/sandbox.yml): every printable ASCII
+/// character, and the same reversed for replication.
+fn app_password() -> String {
+    (0x21u8..0x7f).map(char::from).collect()
+}
+fn replication_password() -> String {
+    app_password().chars().rev().collect()
+}
+
+/// No piece of either password (any 12 characters in a row) is in `out`.
+fn assert_no_password_part(what: &str, out: &str) {
+    for pw in [app_password(), replication_password()] {
+        let chars: Vec<char> = pw.chars().collect();
+        for w in chars.windows(12) {
+            let piece: String = w.iter().collect();
+            assert!(!out.contains(&piece), "{what} shows part of a password ({piece:?}):\n{out}");
+        }
+    }
+}
+
+/// `s` single-quoted for sh.
+fn sq(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "'\"'\"'"))
+}
+
 fn addr(name: &str) -> &'static str {
     HOSTS.iter().find(|(n, _)| *n == name).map(|(_, a)| *a).unwrap()
 }
@@ -171,7 +196,7 @@ fn provision_then_check() {
     for (n, _) in HOSTS {
         assert!(first.out.contains(&format!("{n}: ok=")), "no summary for {n}:\n{}", first.out);
     }
-    assert!(!first.out.contains("sandbox-app-pw") && !first.out.contains("sandbox-repl-pw"), "a secret was printed:\n{}", first.out);
+    assert_no_password_part("the first provision", &first.out);
     check_converged("second run");
 }
 
@@ -180,6 +205,9 @@ fn check_converged(what: &str) {
     record(&format!("stack: {what} --check: {:.1}s, exit {}", check.secs, check.code));
     assert_eq!(check.code, 0, "{what}: --check wants changes (or failed):\n{}", check.out);
     assert!(check.out.contains("; 0 changes"), "{what}: --check did not report 0 changes:\n{}", check.out);
+    assert_no_password_part(what, &check.out);
+    let json = provision(&["--check", "--format", "json"]);
+    assert_no_password_part(what, &json.out);
 }
 
 /// Must show 2: requests through web1 reach app1 and app2.
@@ -230,6 +258,23 @@ fn app_hosts() {
     assert_eq!(sh("db1", "mysql -NBe \"SELECT COUNT(*) FROM mysql.user WHERE User = 'root' AND Host NOT IN ('localhost', '127.0.0.1', '::1')\""), "0");
     assert_eq!(sh("db1", &format!("mysql -NBe \"SELECT DEFAULT_CHARACTER_SET_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = '{DB_NAME}'\"")), "utf8mb4");
     assert_eq!(sh("db1", "stat -c '%a %U' /etc/mysql/provision/flipper.cnf"), "600 root");
+    // The 94-character password arrives as itself: in root's client options (its login
+    // works), in the app's environment as systemd gives it to puma, and at MariaDB from an
+    // app host with exactly these characters.
+    let pw = app_password();
+    assert_eq!(sh("db1", "mysql --defaults-extra-file=/etc/mysql/provision/flipper.cnf -NBe 'SELECT CURRENT_USER()'"), "flipper@10.77.0.%");
+    let environ = sh("app1", "tr '\\0' '\\n' < /proc/$(systemctl show -p MainPID --value puma)/environ | grep '^DB_PASSWORD='");
+    assert_eq!(environ, format!("DB_PASSWORD={pw}"), "puma's DB_PASSWORD");
+    let login = sh(
+        "app1",
+        &format!(
+            "printf '%s' {} > /root/pv-pw && ruby -rmysql2 -e 'c = Mysql2::Client.new(host: \"10.77.0.25\", username: \"flipper\", password: File.read(\"/root/pv-pw\")); puts c.query(\"SELECT CURRENT_USER() AS u\").first[\"u\"]'; rm -f /root/pv-pw",
+            sq(&pw)
+        ),
+    );
+    assert_eq!(login, "flipper@10.77.0.%", "the app user logs in with exactly the 94 characters");
+    let wrong = ssh("app1", "ruby -rmysql2 -e 'Mysql2::Client.new(host: \"10.77.0.25\", username: \"flipper\", password: \"wrong\")' 2>&1");
+    assert_ne!(wrong.0, 0, "a wrong password must not log in");
     // redis listens on the private address.
     assert!(sh("worker1", "ss -ltnH 'sport = :6379'").contains("10.77.0.24:6379"));
 }

@@ -88,13 +88,13 @@ impl Module for CommandModule {
         let run = r.string("run", "`command`")?;
         let creates = r.opt_string("creates")?;
         if let Some(p) = &creates {
-            super::check_path(p, args, "creates")?;
             if cx.secrets.touches(p) {
                 return Err(args
                     .doc
                     .error(&r.path_of("creates"), "a secret appears in `creates`; the probe passes it to `find`, where `ps` on the host would show it")
                     .help("name the created path without the secret"));
             }
+            super::check_path(p, args, "creates")?;
         }
         let unless = r.opt_string("unless")?;
         let stdin = r.opt_string("stdin")?.map(String::into_bytes);

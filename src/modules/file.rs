@@ -198,7 +198,7 @@ impl FileSpec {
                             } else {
                                 match facts.contents.get(&self.path) {
                                     Some(before) => text_diff(&self.path, before, content),
-                                    None => format!("(content differs; {} bytes now, too large to show)\n", f.size),
+                                    None => format!("(content differs; {} bytes now, not shown: too large, or readable by root only)\n", f.size),
                                 }
                             });
                         }

@@ -36,11 +36,11 @@ impl Resource for Sudoers {
 /// Whether sudo would read a drop-in of this name: it silently skips names with a `.` or
 /// ending in `~`, which would leave a rule that seems installed but is not.
 fn check_name(name: &str) -> Result<(), String> {
+    if name.contains('.') || name.ends_with('~') {
+        return Err(format!("sudo ignores files in /etc/sudoers.d whose name contains `.` or ends in `~`, so `{}` would never apply", crate::report::printable(name)));
+    }
     if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') || name.starts_with('-') {
         return Err(format!("`{}` is not a plain file name (letters, digits, `-` and `_`)", crate::report::printable(name)));
-    }
-    if name.contains('.') || name.ends_with('~') {
-        return Err(format!("sudo ignores files in /etc/sudoers.d whose name contains `.` or ends in `~`, so `{name}` would never apply"));
     }
     Ok(())
 }
