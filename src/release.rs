@@ -62,6 +62,49 @@ pub struct ReleaseOptions {
     pub extra_vars: Vec<String>,
     pub forks: usize,
     pub verbose: bool,
+    /// `--batch`: switch the puma hosts this many (or this share) at a time.
+    pub batch: Option<Batch>,
+}
+
+/// How many puma hosts switch at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Batch {
+    Hosts(usize),
+    Percent(u8),
+}
+
+impl std::str::FromStr for Batch {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Batch, String> {
+        let bad = || format!("`{s}` is not a batch size: give a number of hosts (`1`) or a share (`25%`)");
+        match s.strip_suffix('%') {
+            Some(p) => match p.parse::<u8>() {
+                Ok(p) if (1..=100).contains(&p) => Ok(Batch::Percent(p)),
+                _ => Err(bad()),
+            },
+            None => match s.parse::<usize>() {
+                Ok(n) if n >= 1 => Ok(Batch::Hosts(n)),
+                _ => Err(bad()),
+            },
+        }
+    }
+}
+
+/// The switch order: the puma hosts in batches (all at once without `--batch`), then every
+/// other host (sidekiq, faye) once every puma batch is healthy.
+pub fn switch_groups(is_puma: &[bool], batch: Option<Batch>) -> Vec<Vec<usize>> {
+    let puma: Vec<usize> = (0..is_puma.len()).filter(|&i| is_puma[i]).collect();
+    let rest: Vec<usize> = (0..is_puma.len()).filter(|&i| !is_puma[i]).collect();
+    let size = match batch {
+        None => return vec![(0..is_puma.len()).collect()],
+        Some(Batch::Hosts(n)) => n,
+        Some(Batch::Percent(p)) => (puma.len() * p as usize).div_ceil(100).max(1),
+    };
+    let mut groups: Vec<Vec<usize>> = puma.chunks(size.max(1)).map(<[usize]>::to_vec).collect();
+    if !rest.is_empty() {
+        groups.push(rest);
+    }
+    groups
 }
 
 /// One host's release settings, from its variables.
@@ -94,7 +137,10 @@ pub struct GateCfg {
     /// A loopback port nothing else uses (`release_gate_port`, default puma_port + 10000).
     pub port: u16,
     pub path: String,
+    /// Tries while nothing answers (the app booting).
     pub retries: u32,
+    /// Tries that got an answer other than 2xx (a booted app that is unhealthy).
+    pub answered_retries: u32,
     pub interval: u32,
     pub timeout: u32,
 }
@@ -183,8 +229,10 @@ pub fn host_cfg(project: &Project, host: &Host) -> Result<(HostCfg, Secrets), Di
                 puma_bin,
                 port: gate_port.min(65535) as u16,
                 path: var_str(&vars, "release_health_path").unwrap_or_else(|| "/up".into()).trim().to_string(),
-                retries: num(&vars, "release_health_retries", 15, &mut errors, host) as u32,
-                interval: num(&vars, "release_health_interval", 2, &mut errors, host) as u32,
+                // A cold boot (a Rails app loading) takes longer than a phased restart's check.
+                retries: num(&vars, "release_gate_retries", 60, &mut errors, host) as u32,
+                answered_retries: num(&vars, "release_health_retries", 15, &mut errors, host).max(1) as u32,
+                interval: num(&vars, "release_gate_interval", 1, &mut errors, host) as u32,
                 timeout: num(&vars, "release_health_timeout", 5, &mut errors, host).max(1) as u32,
             })
         }
@@ -675,7 +723,7 @@ pub async fn release(opts: &ReleaseOptions, source: &Source, revision: Option<&s
     let targets = Arc::new(connect_all(&project, hosts, dir.path(), forks).await?);
     let token = random_token();
     let who = format!("{}@{}", std::env::var("USER").unwrap_or_else(|_| "root".into()), controller_name());
-    let result = release_locked(&targets, &token, &who, &art, migrate_at, forks, opts.verbose).await;
+    let result = release_locked(&targets, &token, &who, &art, migrate_at, forks, opts.verbose, opts.batch).await;
     if opts.verbose {
         for t in targets.iter() {
             println!("  {}: {} round trips", t.host.name, t.conn.round_trips());
@@ -687,7 +735,8 @@ pub async fn release(opts: &ReleaseOptions, source: &Source, revision: Option<&s
     Ok(r)
 }
 
-async fn release_locked(targets: &Arc<Vec<Target>>, token: &str, who: &str, art: &Artifact, migrate_at: Option<usize>, forks: usize, verbose: bool) -> Result<ReleaseReport> {
+#[allow(clippy::too_many_arguments)]
+async fn release_locked(targets: &Arc<Vec<Target>>, token: &str, who: &str, art: &Artifact, migrate_at: Option<usize>, forks: usize, verbose: bool, batch: Option<Batch>) -> Result<ReleaseReport> {
     // 1. lock + probe
     let probes = lock_all(targets, token, who, Some(&art.sha256), forks).await?;
     println!("[1/8] deploy lock taken on {} hosts", targets.len());
@@ -703,8 +752,26 @@ async fn release_locked(targets: &Arc<Vec<Target>>, token: &str, who: &str, art:
 
     let abort = |why: String, ts: Option<String>| async move {
         let scripts = targets.iter().map(|t| Some(abort_script(&t.cfg, token, ts.as_deref()))).collect();
-        phase(targets, scripts, Duration::from_secs(120), forks).await;
-        anyhow!("{why}\nthe release was removed again and the lock released; `current` was not changed on any host")
+        let cleaned = phase(targets, scripts, Duration::from_secs(120), forks).await;
+        // Say only what is true: a host that could not be cleaned keeps the lock until it expires.
+        let left: Vec<String> = cleaned
+            .iter()
+            .enumerate()
+            .filter_map(|(i, r)| match r {
+                Some(Ok(o)) if o.mark("unlocked").is_some() => None,
+                Some(Ok(o)) => Some(format!("{}: {}", targets[i].host.name, o.why())),
+                Some(Err(e)) => Some(format!("{}: {e:#}", targets[i].host.name)),
+                None => None,
+            })
+            .collect();
+        if left.is_empty() {
+            anyhow!("{why}\nthe release was removed again and the lock released; `current` was not changed on any host")
+        } else {
+            anyhow!(
+                "{why}\n`current` was not changed on any host; the release could not be removed and the lock not released on:\n  {}\n(the lock expires after deploy_lock_ttl)",
+                left.join("\n  ")
+            )
+        }
     };
 
     // 2-3. upload, unpack, shared links
@@ -766,41 +833,100 @@ async fn release_locked(targets: &Arc<Vec<Target>>, token: &str, who: &str, art:
         None => println!("[4/8] migrations: none (no `release_migrate` for the primary host, or --limit leaves it out)"),
     }
 
-    // 5-7. switch, restart, health: on every host, only now that all are prepared
+    // 5. the health gate: on every puma host the new release runs beside the old one, on a
+    // loopback port, and must answer the health check before anything is switched anywhere.
     let t = Instant::now();
-    let scripts = targets.iter().map(|tg| Some(switch_script(&tg.cfg, &ts, true))).collect();
-    let switched = phase(targets, scripts, Duration::from_secs(900), forks).await;
+    let scripts = targets.iter().map(|tg| tg.cfg.gate.as_ref().map(|_| gate_script(&tg.cfg, &ts))).collect();
+    let gated = phase(targets, scripts, Duration::from_secs(900), forks).await;
     let mut failures = Vec::new();
-    for (i, r) in switched.iter().enumerate() {
-        let name = &targets[i].host.name;
+    let mut passed = 0;
+    for (i, r) in gated.iter().enumerate() {
+        let (name, secrets) = (&targets[i].host.name, &targets[i].secrets);
         match r {
-            Some(Ok(o)) => {
-                for s in o.marks_of("step") {
-                    if verbose || !s.starts_with("current") {
-                        println!("  {name}: {s}");
-                    }
-                }
-                if let Some(h) = o.mark("healthy") {
-                    println!("  {name}: healthy: {h}");
-                }
-                if o.mark("switched").is_none() {
-                    failures.push(format!("{name}: {}", o.why()));
+            None => {}
+            Some(Ok(o)) if o.mark("healthy").is_some() => {
+                passed += 1;
+                if verbose {
+                    println!("  {name}: {}", o.mark("healthy").unwrap_or_default());
                 }
             }
+            Some(Ok(o)) => {
+                let mut f = format!("{name}: {}", o.mark("gate-failed").map(str::to_string).unwrap_or_else(|| o.why()));
+                f.push_str("\n    the candidate's last log lines:");
+                for l in o.marks_of("gate-log") {
+                    f.push_str(&format!("\n    | {}", crate::report::printable(&secrets.redact_error(l))));
+                }
+                failures.push(f);
+            }
             Some(Err(e)) => failures.push(format!("{name}: {e:#}")),
-            None => failures.push(format!("{name}: not run")),
         }
     }
-    println!("[5-7/8] current -> releases/{ts} on {} hosts, restarted, health checked in {} ms", targets.len(), t.elapsed().as_millis());
+    if passed > 0 || !failures.is_empty() {
+        println!("[5/8] health gate: the new release answered on {passed} puma hosts before taking traffic ({} ms)", t.elapsed().as_millis());
+    }
+    if !failures.is_empty() {
+        return Err(abort(
+            format!("the new release failed its health gate, so it took no traffic:\n  {}", failures.join("\n  ")),
+            Some(ts.clone()),
+        )
+        .await);
+    }
+
+    // 6-7. switch, restart, health: puma hosts batch by batch (all at once by default), the
+    // others (sidekiq, faye) after every puma batch is healthy.
+    let t = Instant::now();
+    let is_puma: Vec<bool> = targets.iter().map(|tg| !tg.cfg.puma.is_empty()).collect();
+    let groups = switch_groups(&is_puma, batch);
+    let mut switched: Vec<usize> = Vec::new();
+    let mut failures = Vec::new();
+    for (g, group) in groups.iter().enumerate() {
+        let scripts = targets.iter().enumerate().map(|(i, tg)| group.contains(&i).then(|| switch_script(&tg.cfg, &ts, true))).collect();
+        let results = phase(targets, scripts, Duration::from_secs(900), forks).await;
+        switched.extend(group);
+        for &i in group {
+            let name = &targets[i].host.name;
+            match &results[i] {
+                Some(Ok(o)) => {
+                    for s in o.marks_of("step") {
+                        if verbose || !s.starts_with("current") {
+                            println!("  {name}: {s}");
+                        }
+                    }
+                    if let Some(h) = o.mark("healthy") {
+                        println!("  {name}: healthy: {h}");
+                    }
+                    if o.mark("switched").is_none() {
+                        failures.push(format!("{name}: {}", o.why()));
+                    }
+                }
+                Some(Err(e)) => failures.push(format!("{name}: {e:#}")),
+                None => failures.push(format!("{name}: not run")),
+            }
+        }
+        if groups.len() > 1 {
+            let names: Vec<&str> = group.iter().map(|&i| targets[i].host.name.as_str()).collect();
+            println!("  batch {}/{}: {} {}", g + 1, groups.len(), names.join(" "), if failures.is_empty() { "switched and healthy" } else { "FAILED" });
+        }
+        if !failures.is_empty() {
+            break;
+        }
+    }
+    println!("[6-7/8] current -> releases/{ts} on {} of {} hosts, restarted, health checked in {} ms", switched.len(), targets.len(), t.elapsed().as_millis());
     if !failures.is_empty() {
         println!("release {ts} FAILED:\n  {}", failures.join("\n  "));
-        println!("rolling back every host to its previous release");
+        println!("rolling back every switched host to its previous release");
         let scripts = targets
             .iter()
             .zip(&previous)
-            .map(|(tg, prev)| {
+            .enumerate()
+            .map(|(i, (tg, prev))| {
+                let mut s = header(&tg.cfg);
+                if !switched.contains(&i) {
+                    // Never switched: only the new release goes.
+                    s.push(crate::sh!("rm -rf \"$D/releases/\"{}\necho '@@PV switched'\n", ts));
+                    return Some(s);
+                }
                 if prev.is_empty() {
-                    let mut s = header(&tg.cfg);
                     s.push(crate::sh!("echo '@@PV failed no previous release to return to'\n"));
                     return Some(s);
                 }
@@ -814,7 +940,8 @@ async fn release_locked(targets: &Arc<Vec<Target>>, token: &str, who: &str, art:
         for (i, r) in back.iter().enumerate() {
             let name = &targets[i].host.name;
             match r {
-                Some(Ok(o)) if o.mark("switched").is_some() => println!("  {name}: back on releases/{}", previous[i]),
+                Some(Ok(o)) if o.mark("switched").is_some() && switched.contains(&i) => println!("  {name}: back on releases/{}", previous[i]),
+                Some(Ok(o)) if o.mark("switched").is_some() => {}
                 Some(Ok(o)) => rb_fail.push(format!("{name}: {}", o.why())),
                 Some(Err(e)) => rb_fail.push(format!("{name}: {e:#}")),
                 None => {}
@@ -1253,7 +1380,7 @@ impl DeployTarget {
     fn options(&self) -> ReleaseOptions {
         let inventory = crate::cli::Target { inventory: self.inventory.clone(), ..Default::default() }.inventory_path();
         let h = &self.hosts;
-        ReleaseOptions { inventory, limits: h.limits.clone(), extra_vars: h.extra_vars.clone(), forks: h.forks, verbose: h.verbose }
+        ReleaseOptions { inventory, limits: h.limits.clone(), extra_vars: h.extra_vars.clone(), forks: h.forks, verbose: h.verbose, batch: None }
     }
 }
 
@@ -1296,6 +1423,9 @@ pub struct ReleaseArgs {
     /// The revision recorded in REVISION and revisions.log [default: git HEAD of --dir, else the artifact's sha256]
     #[arg(long, value_name = "REV")]
     pub revision: Option<String>,
+    /// Switch the puma hosts N (or N%) at a time, each batch healthy before the next [default: all at once]
+    #[arg(long, value_name = "N|N%")]
+    pub batch: Option<Batch>,
 }
 
 /// `provision rollback`.
@@ -1327,7 +1457,8 @@ pub fn cli_release(a: ReleaseArgs) -> i32 {
         (None, Some(f)) => Source::Artifact(f.clone()),
         (None, None) => return report_err(anyhow!("give --dir PATH or --artifact FILE.tar.gz")),
     };
-    let opts = a.target.options();
+    let mut opts = a.target.options();
+    opts.batch = a.batch;
     match runtime().and_then(|rt| rt.block_on(release(&opts, &source, a.revision.as_deref()))) {
         Ok(r) if r.ok => 0,
         Ok(r) => {

@@ -191,8 +191,20 @@ fi\n",
             format!("@@PV step {p} started (it was not running)")
         ));
     }
+    // After puma (whose gate already passed): sidekiq and faye, each back and running within
+    // release_restart_timeout, or the release fails and is rolled back like a puma failure.
+    // (sidekiq's unit is Type=notify: `restart` returns once it is ready, or fails.)
     for u in cfg.sidekiq.iter().chain(&cfg.faye) {
-        s.push(sh!("systemctl restart -- {} || fail {}\necho {}\n", u, format!("{u}: restart failed"), format!("@@PV step {u} restarted")));
+        s.push(sh!(
+            "systemctl restart -- {} || fail {}\nn=0; while :; do\n  if systemctl is-active --quiet -- {}; then break; elif [ \"$(systemctl is-failed -- {} 2>/dev/null)\" = failed ] || [ $n -ge {} ]; then fail {}; fi\n  sleep 1; n=$((n+1))\ndone\necho {}\n",
+            u,
+            format!("{u}: restart failed"),
+            u,
+            u,
+            cfg.restart_timeout,
+            format!("{u}: not running {} s after its restart", cfg.restart_timeout),
+            format!("@@PV step {u} restarted and running")
+        ));
     }
     if let (true, Some(url)) = (health, &cfg.health_url) {
         s.push(health_lines(url, cfg.health_retries, cfg.health_interval, cfg.health_timeout));
@@ -295,12 +307,12 @@ pub fn gate_script(cfg: &HostCfg, ts: &str) -> Script {
 if command -v ss >/dev/null 2>&1 && ss -Hltn \"sport = :{}\" | grep -q .; then echo {}; exit 6; fi\n\
 systemd-run --quiet --collect --unit=\"$unit\" --uid=\"$U\" --gid=\"$U\" -p WorkingDirectory=\"$R\" {}-p RuntimeMaxSec={} --setenv=RAILS_MAX_THREADS=2 -- {} -C - -w 0 -t 1:2 -b {} \"$R/config.ru\" || {{ echo '@@PV gate-failed systemd-run could not start the candidate'; exit 6; }}\n\
 logs() {{ journalctl -u \"$unit\" -n 20 --no-pager -o cat 2>/dev/null | tr -d '\\000-\\010\\013-\\037' | sed 's/^/@@PV gate-log /'; }}\n\
-i=0; t0=$(date +%s)\nwhile :; do\n\
+i=0; a=0; t0=$(date +%s)\nwhile :; do\n\
   i=$((i+1))\n\
   if ! systemctl is-active --quiet -- \"$unit\"; then echo \"@@PV gate-failed the new release exited before it answered (try $i)\"; logs; systemctl stop -- \"$unit\" >/dev/null 2>&1; exit 6; fi\n\
   code=$(curl -s -o /dev/null -w '%{{http_code}}' -m {} -- {} || true)\n\
-  case \"$code\" in 2??) echo {}\"$code (try $i, $(( $(date +%s) - t0 )) s)\"; break;; esac\n\
-  if [ $i -ge {} ]; then echo {}\"${{code:-nothing}} after $i tries\"; logs; systemctl stop -- \"$unit\" >/dev/null 2>&1; exit 6; fi\n\
+  case \"$code\" in 2??) echo {}\"$code (try $i, $(( $(date +%s) - t0 )) s)\"; break;; 000|'') ;; *) a=$((a+1));; esac\n\
+  if [ $i -ge {} ] || [ $a -ge {} ]; then echo {}\"${{code:-nothing}} after $i tries\"; logs; systemctl stop -- \"$unit\" >/dev/null 2>&1; exit 6; fi\n\
   sleep {}\n\
 done\n\
 systemctl stop -- \"$unit\" >/dev/null 2>&1\n",
@@ -316,6 +328,7 @@ systemctl stop -- \"$unit\" >/dev/null 2>&1\n",
         url,
         format!("@@PV healthy gate GET {url} answered "),
         gate.retries.max(1),
+        gate.answered_retries.max(1),
         format!("@@PV gate-failed GET {url} answered "),
         gate.interval
     ));

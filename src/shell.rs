@@ -298,6 +298,12 @@ pub fn env_file_value(s: &str) -> Result<String, String> {
     Ok(quote(s))
 }
 
+/// A value as a Ruby single-quoted string literal (`'it\\'s'`): inside one only `\\` and `'`
+/// are special, so no `#{...}` interpolation can run. For Ruby config files (puma.rb, faye.ru).
+pub fn ruby_string(s: &str) -> String {
+    format!("'{}'", s.replace('\\', "\\\\").replace('\'', "\\'"))
+}
+
 /// The sha256 of `bytes` as lowercase hex.
 pub fn sha256_hex(bytes: &[u8]) -> String {
     use sha2::{Digest, Sha256};
@@ -375,6 +381,11 @@ mod tests {
         assert_eq!(sql_string("a\nb\0"), r"'a\nb\0'");
         assert_eq!(sql_ident("my`db").as_deref(), Ok("`my``db`"));
         assert!(sql_ident("").is_err());
+    }
+
+    #[test]
+    fn ruby_strings_cannot_interpolate() {
+        assert_eq!(ruby_string("a'b\\#{x}"), "'a\\'b\\\\#{x}'");
     }
 
     #[test]

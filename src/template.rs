@@ -276,6 +276,10 @@ fn add_filters(env: &mut Environment<'static>) {
     env.add_filter("mycnf", |v: String| -> Result<String, Error> {
         crate::shell::mycnf_value(&v).map_err(|e| Error::new(ErrorKind::InvalidOperation, e))
     });
+    // A value for Ruby code (puma.rb, faye.ru): a single-quoted literal.
+    env.add_filter("ruby_string", |v: JValue| -> String {
+        crate::shell::ruby_string(&if v.is_none() { String::new() } else { v.to_string() })
+    });
     // A value for an environment file read by systemd and by sh.
     env.add_filter("env_value", |v: JValue| -> Result<String, Error> {
         let text = if v.is_none() { String::new() } else { v.to_string() };

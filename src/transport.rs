@@ -50,8 +50,10 @@ impl Connection {
             .connect_timeout(Duration::from_secs(ssh.connect_timeout_secs))
             .server_alive_interval(Duration::from_secs(10))
             .control_directory(control_dir)
-            // A master left behind by a killed run goes away by itself after a minute.
-            .control_persist(ControlPersist::IdleFor(NonZeroUsize::new(60).unwrap_or(NonZeroUsize::MIN)));
+            // A master must outlive the longest wait for another host (a release's migration
+            // or health gate, up to an hour); one left behind by a killed run goes away by
+            // itself after that.
+            .control_persist(ControlPersist::IdleFor(NonZeroUsize::new(3600).unwrap_or(NonZeroUsize::MIN)));
         if let Some(key) = &ssh.identity_file {
             b.keyfile(key);
         }

@@ -73,13 +73,14 @@ impl Secrets {
         self.values.iter().any(|s| text.contains(s.as_str()))
     }
 
-    /// Like [`Secrets::redact`], and also every run of 6 or more characters of a secret
-    /// (of 8 or more): for what a host says back, such as a database error that quotes part
+    /// Like [`Secrets::redact`], and also every run of 10 or more characters of a secret
+    /// (of 12 or more): for what a host says back, such as a database error that quotes part
     /// of the statement (`near '...'`) from the middle of a password.
     pub fn redact_error(&self, text: &str) -> String {
         let mut out = self.redact(text);
-        const RUN: usize = 6;
-        for secret in self.values.iter().filter(|s| s.chars().count() >= 8) {
+        // Long enough that ordinary words of a host's message are not taken for a secret.
+        const RUN: usize = 10;
+        for secret in self.values.iter().filter(|s| s.chars().count() >= 12) {
             let chars: Vec<char> = secret.chars().collect();
             for start in 0..=chars.len() - RUN {
                 let window: String = chars[start..start + RUN].iter().collect();
@@ -220,8 +221,8 @@ mod fragment_tests {
     fn a_quoted_piece_of_a_secret_is_redacted_in_errors() {
         let mut s = Secrets::default();
         s.add("correct-horse-battery");
-        let e = s.redact_error("ERROR 1064: near 'horse-battery' at line 1; correct-horse-battery");
-        assert_eq!(e, "ERROR 1064: near '(secret)' at line 1; (secret)");
+        let e = s.redact_error("ERROR 1064: near 'horse-battery' at line 1; correct-horse-battery; a horse");
+        assert_eq!(e, "ERROR 1064: near '(secret)' at line 1; (secret); a horse");
         assert_eq!(s.redact_error("no secret here"), "no secret here");
     }
 }

@@ -8,6 +8,14 @@ require "rack"
 require_relative "worker"
 
 module Flipper
+  # The release this code came from (REVISION, written by `provision release`), read once
+  # at boot from the release's own directory, so each answer names the code that made it.
+  REVISION = begin
+    File.read(File.join(File.realpath(__dir__), "REVISION")).strip
+  rescue SystemCallError
+    "unknown"
+  end
+
   class App
     def call(env)
       req = Rack::Request.new(env)
@@ -37,11 +45,11 @@ module Flipper
     private
 
     def text(status, body)
-      [status, { "content-type" => "text/plain" }, [body]]
+      [status, { "content-type" => "text/plain", "x-revision" => REVISION }, [body]]
     end
 
     def json(status, obj)
-      [status, { "content-type" => "application/json" }, [JSON.generate(obj) + "\n"]]
+      [status, { "content-type" => "application/json", "x-revision" => REVISION }, [JSON.generate(obj) + "\n"]]
     end
   end
 end
