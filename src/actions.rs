@@ -489,7 +489,7 @@ pub struct DoArgs {
     #[arg(value_name = "ARGS", num_args = 1..=2, required = true)]
     pub args: Vec<String>,
     #[command(flatten)]
-    pub hosts: crate::release::HostOptions,
+    pub hosts: crate::flags::HostOptions,
 }
 
 /// `provision tasks`.
@@ -512,7 +512,7 @@ pub fn cli_do(a: DoArgs) -> i32 {
         eprintln!("error: {e}\n  help: `provision tasks` lists every action");
         return 1;
     }
-    let inventory = crate::cli::Target { inventory, ..Default::default() }.inventory_path();
+    let inventory = crate::inventory::inventory_path(inventory);
     let project = match Project::load(&inventory, &a.hosts.extra_vars) {
         Ok(p) => p,
         Err(e) => {
@@ -564,7 +564,7 @@ pub fn cli_do(a: DoArgs) -> i32 {
 }
 
 pub fn cli_tasks(a: TasksArgs) -> i32 {
-    let inventory = crate::cli::Target { inventory: a.inventory, ..Default::default() }.inventory_path();
+    let inventory = crate::inventory::inventory_path(a.inventory);
     let roles = match load_roles(&inventory) {
         Ok(r) => r,
         Err(e) => {

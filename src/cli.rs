@@ -46,10 +46,7 @@ impl Target {
     /// The inventory: the argument, `$PROVISION_INVENTORY`, or `inventories/staging.yml`.
     /// Never production by default.
     pub fn inventory_path(&self) -> PathBuf {
-        self.inventory
-            .clone()
-            .or_else(|| std::env::var_os("PROVISION_INVENTORY").map(PathBuf::from))
-            .unwrap_or_else(|| PathBuf::from("inventories/staging.yml"))
+        crate::inventory::inventory_path(self.inventory.clone())
     }
 
     pub fn selection(&self) -> Selection {

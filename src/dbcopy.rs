@@ -9,7 +9,7 @@ use crate::resources::host_vars;
 use crate::roles::{find_roles_dir, Roles};
 use crate::sh;
 use crate::transport::Connection;
-use crate::vars::Secrets;
+use crate::secrets::Secrets;
 use anyhow::Context;
 use std::path::PathBuf;
 

@@ -78,16 +78,16 @@ impl fmt::Display for Diagnostic {
         match &self.location {
             // A message may quote a value from an inventory: its control characters are
             // shown, never sent to the terminal.
-            Some(loc) => write!(f, "{loc}: error: {}", crate::report::printable(&self.message))?,
-            None => write!(f, "error: {}", crate::report::printable(&self.message))?,
+            Some(loc) => write!(f, "{loc}: error: {}", crate::terminal::printable(&self.message))?,
+            None => write!(f, "error: {}", crate::terminal::printable(&self.message))?,
         }
         if let Some(loc) = &self.location {
             if let Some(line) = source_line(&loc.file, loc.line) {
-                write!(f, "\n  {:>4} | {}\n       | {}^", loc.line, crate::report::printable(&line), " ".repeat(loc.column.saturating_sub(1)))?;
+                write!(f, "\n  {:>4} | {}\n       | {}^", loc.line, crate::terminal::printable(&line), " ".repeat(loc.column.saturating_sub(1)))?;
             }
         }
         if let Some(help) = &self.help {
-            write!(f, "\n  help: {}", crate::report::printable(help))?;
+            write!(f, "\n  help: {}", crate::terminal::printable(help))?;
         }
         Ok(())
     }

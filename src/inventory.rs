@@ -5,7 +5,7 @@
 //! `file:line:column`. Whether each role exists is checked by the role loader.
 
 use crate::error::{Diagnostic, Diagnostics};
-use crate::vars::{extract_secrets, Secrets};
+use crate::secrets::{extract_secrets, Secrets};
 use crate::yaml::{key, Doc, MapReader, Seg, YPath};
 use indexmap::IndexMap;
 use serde_yaml::{Mapping, Value};
@@ -329,6 +329,14 @@ fn read_groups(doc: &Doc, value: &Value, hosts: &[Host]) -> Result<IndexMap<Stri
 
 /// Whether `address` is in an RFC 5737 documentation range. Such inventories are examples:
 /// they are validated but never connected to.
+/// The inventory to use: the one given, `$PROVISION_INVENTORY`, or `inventories/staging.yml`.
+/// Never production by default.
+pub fn inventory_path(given: Option<PathBuf>) -> PathBuf {
+    given
+        .or_else(|| std::env::var_os("PROVISION_INVENTORY").map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from("inventories/staging.yml"))
+}
+
 pub fn is_documentation_address(address: &str) -> bool {
     match address.parse::<IpAddr>() {
         Ok(IpAddr::V4(ip)) => {

@@ -36,7 +36,7 @@ use crate::error::{Diagnostic, Diagnostics, Location};
 use crate::inventory::Host;
 use crate::shell::{sha256_hex, Script};
 use crate::transport::Connection;
-use crate::vars::Secrets;
+use crate::secrets::Secrets;
 use anyhow::{anyhow, bail, Context, Result};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -107,44 +107,6 @@ pub fn switch_groups(is_puma: &[bool], batch: Option<Batch>) -> Vec<Vec<usize>> 
     groups
 }
 
-/// One host's release settings, from its variables.
-#[derive(Debug, Clone)]
-pub struct HostCfg {
-    pub deploy_to: String,
-    pub deploy_user: String,
-    pub keep_releases: usize,
-    pub linked_files: Vec<String>,
-    pub linked_dirs: Vec<String>,
-    pub migrate: Option<String>,
-    pub env_file: Option<String>,
-    pub puma: Vec<String>,
-    pub sidekiq: Vec<String>,
-    pub faye: Vec<String>,
-    pub health_url: Option<String>,
-    pub health_retries: u32,
-    pub health_interval: u32,
-    pub health_timeout: u32,
-    pub restart_timeout: u32,
-    pub lock_ttl: u64,
-    /// The health gate of a puma host (None elsewhere).
-    pub gate: Option<GateCfg>,
-}
-
-/// Where and how the new release's puma is checked before it takes traffic.
-#[derive(Debug, Clone)]
-pub struct GateCfg {
-    pub puma_bin: String,
-    /// A loopback port nothing else uses (`release_gate_port`, default puma_port + 10000).
-    pub port: u16,
-    pub path: String,
-    /// Tries while nothing answers (the app booting).
-    pub retries: u32,
-    /// Tries that got an answer other than 2xx (a booted app that is unhealthy).
-    pub answered_retries: u32,
-    pub interval: u32,
-    pub timeout: u32,
-}
-
 /// A host taking part, with its open connection.
 pub struct Target {
     pub host: Host,
@@ -199,14 +161,14 @@ pub fn host_cfg(project: &Project, host: &Host) -> Result<(HostCfg, Secrets), Di
         }
     }
     if !deploy_user.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-') || deploy_user.starts_with('-') || deploy_user.is_empty() {
-        errors.push(Diagnostic::new(format!("host `{}`: `deploy_user: {}` is not a user name", host.name, crate::report::printable(&deploy_user))));
+        errors.push(Diagnostic::new(format!("host `{}`: `deploy_user: {}` is not a user name", host.name, crate::terminal::printable(&deploy_user))));
     }
     let health_url = if has("puma") {
         let port = var_str(&vars, "puma_port").unwrap_or_else(|| "3000".into());
         let path = var_str(&vars, "release_health_path").unwrap_or_else(|| "/up".into());
         if port.trim().parse::<u16>().is_err() || !path.trim().starts_with('/') || !path.trim().chars().all(|c| c.is_ascii_alphanumeric() || "/_.-~".contains(c)) {
             errors.push(
-                Diagnostic::new(format!("host `{}`: the health check `{}` on port `{}` is not a plain path and port", host.name, crate::report::printable(&path), crate::report::printable(&port)))
+                Diagnostic::new(format!("host `{}`: the health check `{}` on port `{}` is not a plain path and port", host.name, crate::terminal::printable(&path), crate::terminal::printable(&port)))
                     .help("set `release_health_path` to a path such as `/up` and `puma_port` to a number"),
             );
         }
@@ -220,7 +182,7 @@ pub fn host_cfg(project: &Project, host: &Host) -> Result<(HostCfg, Secrets), Di
             let gate_port = num(&vars, "release_gate_port", u64::from(port) + 10000, &mut errors, host);
             let puma_bin = var_str(&vars, "puma_bin").unwrap_or_else(|| "/usr/bin/puma".into());
             if !puma_bin.starts_with('/') || puma_bin.chars().any(|c| c.is_control() || c == ' ') {
-                errors.push(Diagnostic::new(format!("host `{}`: `puma_bin: {}` must be an absolute path", host.name, crate::report::printable(&puma_bin))));
+                errors.push(Diagnostic::new(format!("host `{}`: `puma_bin: {}` must be an absolute path", host.name, crate::terminal::printable(&puma_bin))));
             }
             if gate_port == u64::from(port) || gate_port == 0 || gate_port > 65535 {
                 errors.push(Diagnostic::new(format!("host `{}`: `release_gate_port: {gate_port}` must be a free port other than puma's", host.name)));
@@ -313,13 +275,6 @@ pub fn migration_host(targets: &[(Host, HostCfg, Secrets)]) -> Option<usize> {
 
 // ------------------------------------------------------------------ artifact
 
-/// A packed artifact in memory.
-pub struct Artifact {
-    pub bytes: Vec<u8>,
-    pub sha256: String,
-    pub revision: String,
-}
-
 /// Packs `--dir` (sorted, owner-neutral, `gzip -n`, so the same tree gives the same
 /// sha256) or reads `--artifact`.
 pub fn artifact(source: &Source, revision: Option<&str>) -> Result<Artifact> {
@@ -364,7 +319,7 @@ pub fn artifact(source: &Source, revision: Option<&str>) -> Result<Artifact> {
     Ok(Artifact { bytes, sha256, revision })
 }
 
-pub use crate::release_scripts::*;
+pub use crate::release_scripts::*; // the scripts and the settings they are made from
 
 // ------------------------------------------------------------------ running
 
@@ -854,7 +809,7 @@ async fn release_locked(targets: &Arc<Vec<Target>>, token: &str, who: &str, art:
                 let mut f = format!("{name}: {}", o.mark("gate-failed").map(str::to_string).unwrap_or_else(|| o.why()));
                 f.push_str("\n    the candidate's last log lines:");
                 for l in o.marks_of("gate-log") {
-                    f.push_str(&format!("\n    | {}", crate::report::printable(&secrets.redact_error(l))));
+                    f.push_str(&format!("\n    | {}", crate::terminal::printable(&secrets.redact_error(l))));
                 }
                 failures.push(f);
             }
@@ -1358,27 +1313,11 @@ pub struct DeployTarget {
     pub hosts: HostOptions,
 }
 
-/// Which hosts and how many at once: shared by the commands that act on deployed hosts
-/// (`release`, `rollback`, `releases`, `do`).
-#[derive(clap::Args, Debug, Clone)]
-pub struct HostOptions {
-    /// Only these hosts or groups (repeatable)
-    #[arg(long = "limit", value_name = "HOST|GROUP")]
-    pub limits: Vec<String>,
-    /// Set a variable, overriding all others (repeatable)
-    #[arg(short = 'e', value_name = "KEY=VALUE")]
-    pub extra_vars: Vec<String>,
-    /// How many hosts to work on at once
-    #[arg(long, default_value_t = 20)]
-    pub forks: usize,
-    /// Print every step per host and the number of round trips
-    #[arg(short, long)]
-    pub verbose: bool,
-}
+pub use crate::flags::HostOptions;
 
 impl DeployTarget {
     fn options(&self) -> ReleaseOptions {
-        let inventory = crate::cli::Target { inventory: self.inventory.clone(), ..Default::default() }.inventory_path();
+        let inventory = crate::inventory::inventory_path(self.inventory.clone());
         let h = &self.hosts;
         ReleaseOptions { inventory, limits: h.limits.clone(), extra_vars: h.extra_vars.clone(), forks: h.forks, verbose: h.verbose, batch: None }
     }

@@ -1,9 +1,54 @@
 //! The release's remote scripts, pure: settings in, [`Script`] out. Every value enters
 //! through [`sh!`](crate::sh), quoted.
 
-use crate::release::{Artifact, HostCfg};
 use crate::sh;
 use crate::shell::{heredoc_base64, Script, Words};
+
+/// One host's release settings, from its variables.
+#[derive(Debug, Clone)]
+pub struct HostCfg {
+    pub deploy_to: String,
+    pub deploy_user: String,
+    pub keep_releases: usize,
+    pub linked_files: Vec<String>,
+    pub linked_dirs: Vec<String>,
+    pub migrate: Option<String>,
+    pub env_file: Option<String>,
+    pub puma: Vec<String>,
+    pub sidekiq: Vec<String>,
+    pub faye: Vec<String>,
+    pub health_url: Option<String>,
+    pub health_retries: u32,
+    pub health_interval: u32,
+    pub health_timeout: u32,
+    pub restart_timeout: u32,
+    pub lock_ttl: u64,
+    /// The health gate of a puma host (None elsewhere).
+    pub gate: Option<GateCfg>,
+}
+
+/// Where and how the new release's puma is checked before it takes traffic.
+#[derive(Debug, Clone)]
+pub struct GateCfg {
+    pub puma_bin: String,
+    /// A loopback port nothing else uses (`release_gate_port`, default puma_port + 10000).
+    pub port: u16,
+    pub path: String,
+    /// Tries while nothing answers (the app booting).
+    pub retries: u32,
+    /// Tries that got an answer other than 2xx (a booted app that is unhealthy).
+    pub answered_retries: u32,
+    pub interval: u32,
+    pub timeout: u32,
+}
+
+/// A packed artifact in memory.
+pub struct Artifact {
+    pub bytes: Vec<u8>,
+    pub sha256: String,
+    pub revision: String,
+}
+
 
 /// Variables every release script starts with: `D` (deploy_to), `U` (deploy user), `OWN`.
 pub fn header(cfg: &HostCfg) -> Script {

@@ -2,7 +2,8 @@
 //! Every string passes through the host's secret redaction before it is printed.
 
 use crate::plan::{Change, HostPlan};
-use crate::vars::Secrets;
+use crate::terminal::printable;
+use crate::secrets::Secrets;
 use anstyle::{AnsiColor, Style};
 use serde::Serialize;
 use std::io::Write;
@@ -80,25 +81,6 @@ pub struct Reporter {
     pub verbose: u8,
     color: bool,
     out: Mutex<()>,
-}
-
-/// `text` with terminal control characters made visible (`\x1b` for ESC), so that what a
-/// host or a file holds can never move the cursor, clear the screen or fake a line of ours.
-/// Newlines stay; tabs stay.
-pub fn printable(text: &str) -> std::borrow::Cow<'_, str> {
-    if !text.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
-        return std::borrow::Cow::Borrowed(text);
-    }
-    let mut out = String::with_capacity(text.len() + 8);
-    for c in text.chars() {
-        match c {
-            '\n' | '\t' => out.push(c),
-            c if c.is_control() && (c as u32) < 0x100 => out.push_str(&format!("\\x{:02x}", c as u32)),
-            c if c.is_control() => out.push_str(&format!("\\u{{{:04x}}}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    std::borrow::Cow::Owned(out)
 }
 
 fn paint(color: bool, style: Style, text: &str) -> String {

@@ -13,7 +13,7 @@ use crate::plan::{Action, Change, PlanContext, Provides};
 use crate::sh;
 use crate::shell::{heredoc_base64, sha256_hex, Script};
 use crate::template::CodeKind;
-use crate::vars::REDACTED;
+use crate::secrets::REDACTED;
 
 pub struct FileModule;
 
@@ -340,7 +340,7 @@ pub fn read_common(spec: &mut FileSpec, r: &mut crate::yaml::MapReader, args: &A
         if let Some(v) = v.as_ref().filter(|v| !super::user::valid_account_name(v) && !(!v.is_empty() && v.chars().all(|c| c.is_ascii_digit()))) {
             return Err(args
                 .doc
-                .error(&r.path_of(key), format!("`{key}: {}` is not a user or group name", crate::report::printable(v)))
+                .error(&r.path_of(key), format!("`{key}: {}` is not a user or group name", crate::terminal::printable(v)))
                 .help("use lowercase letters, digits, `_` and `-` (starting with a letter or `_`), or a numeric id"));
         }
     }
@@ -444,7 +444,7 @@ impl Module for FileModule {
                 if target.is_empty() || target.chars().any(|c| c.is_control()) {
                     return Err(args
                         .doc
-                        .error(&r.path_of("target"), format!("link target `{}` is empty or has a control character (newline, tab, escape)", crate::report::printable(&target)))
+                        .error(&r.path_of("target"), format!("link target `{}` is empty or has a control character (newline, tab, escape)", crate::terminal::printable(&target)))
                         .help("name the target with printable characters only"));
                 }
                 FileState::Link { target }

@@ -9,7 +9,7 @@ use crate::error::{Diagnostic, Location};
 use crate::facts::{FactRequest, Facts};
 use crate::plan::{Change, PlanContext};
 use crate::template::Templates;
-use crate::vars::Secrets;
+use crate::secrets::Secrets;
 use crate::yaml::{Doc, YPath};
 use minijinja::value::Value as JValue;
 use serde_yaml::Value;
@@ -140,7 +140,7 @@ pub fn check_path(p: &str, args: &Args, key: &str) -> Result<(), Diagnostic> {
     }
     if p.chars().any(|c| c.is_control() || c == '\\') {
         return Err(args
-            .error(format!("`{key}: {}` contains a control character (newline, tab, escape) or a backslash, which are not supported in paths", crate::report::printable(p)))
+            .error(format!("`{key}: {}` contains a control character (newline, tab, escape) or a backslash, which are not supported in paths", crate::terminal::printable(p)))
             .help("name the path with printable characters only"));
     }
     if p.split('/').any(|c| c == ".." || c == ".") || p.contains("//") {
@@ -163,7 +163,7 @@ pub fn check_role_relative(src: &str, args: &Args, key: &str, dir: &str, cx: &Lo
         };
     if escapes {
         return Err(args
-            .error(format!("`{key}: {}` is outside the role's {dir}/ directory", crate::report::printable(src)))
+            .error(format!("`{key}: {}` is outside the role's {dir}/ directory", crate::terminal::printable(src)))
             .help(format!("put the file in roles/{}/{dir}/ and name it relative to that directory", cx.role)));
     }
     Ok(())

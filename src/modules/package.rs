@@ -103,7 +103,7 @@ impl Module for PackageModule {
         for name in names {
             if !valid_name(&name) {
                 return Err(args
-                    .error(format!("`{}` is not a valid Debian package name", crate::report::printable(&name)))
+                    .error(format!("`{}` is not a valid Debian package name", crate::terminal::printable(&name)))
                     .help("a package name has lowercase letters, digits, `+`, `-` and `.`, and starts with a letter or digit"));
             }
             out.push(Box::new(Package { name, present }));

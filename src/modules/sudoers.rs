@@ -37,10 +37,10 @@ impl Resource for Sudoers {
 /// ending in `~`, which would leave a rule that seems installed but is not.
 fn check_name(name: &str) -> Result<(), String> {
     if name.contains('.') || name.ends_with('~') {
-        return Err(format!("sudo ignores files in /etc/sudoers.d whose name contains `.` or ends in `~`, so `{}` would never apply", crate::report::printable(name)));
+        return Err(format!("sudo ignores files in /etc/sudoers.d whose name contains `.` or ends in `~`, so `{}` would never apply", crate::terminal::printable(name)));
     }
     if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') || name.starts_with('-') {
-        return Err(format!("`{}` is not a plain file name (letters, digits, `-` and `_`)", crate::report::printable(name)));
+        return Err(format!("`{}` is not a plain file name (letters, digits, `-` and `_`)", crate::terminal::printable(name)));
     }
     Ok(())
 }
@@ -60,7 +60,7 @@ fn check_principal(s: &str, key: &str) -> Result<(), String> {
     if s == "ALL" {
         return Err("`user: ALL` would give the rule to every user on the host".into());
     }
-    Err(format!("`{key}: {}` is not a user name or `%group`", crate::report::printable(s)))
+    Err(format!("`{key}: {}` is not a user name or `%group`", crate::terminal::printable(s)))
 }
 
 /// One command of a rule: `ALL`, or an absolute path and its arguments. Arguments are
@@ -78,7 +78,7 @@ fn command_entry(c: &str) -> Result<String, String> {
     if !path_ok {
         return Err(format!(
             "sudoers command `{}` does not start with an absolute program path",
-            crate::report::printable(c)
+            crate::terminal::printable(c)
         ));
     }
     let mut out = path.to_string();
@@ -87,7 +87,7 @@ fn command_entry(c: &str) -> Result<String, String> {
         for ch in arg.chars() {
             match ch {
                 // A comma separates commands in sudoers: one command per item instead.
-                ',' => return Err(format!("sudoers command `{}` has a `,`; list each command as its own item", crate::report::printable(c))),
+                ',' => return Err(format!("sudoers command `{}` has a `,`; list each command as its own item", crate::terminal::printable(c))),
                 '\\' | ':' | '=' => {
                     out.push('\\');
                     out.push(ch);
@@ -96,8 +96,8 @@ fn command_entry(c: &str) -> Result<String, String> {
                 ch => {
                     return Err(format!(
                         "sudoers command `{}` has `{}`, which sudoers reads as a pattern or as syntax",
-                        crate::report::printable(c),
-                        crate::report::printable(&ch.to_string())
+                        crate::terminal::printable(c),
+                        crate::terminal::printable(&ch.to_string())
                     ))
                 }
             }

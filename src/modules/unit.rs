@@ -174,7 +174,7 @@ impl Module for UnitModule {
         if !valid_unit_name(&name) {
             return Err(args
                 .doc
-                .error(&r.path_of("name"), format!("`{}` is not a systemd unit name", crate::report::printable(&name)))
+                .error(&r.path_of("name"), format!("`{}` is not a systemd unit name", crate::terminal::printable(&name)))
                 .help("a unit name has ASCII letters, digits and `:-_.@`, such as `sidekiq@1.service`"));
         }
         let template = r.opt_string("template")?;

@@ -1,0 +1,186 @@
+//! Secrets: the values that must never be printed (`!secret`, `!env`, a role's `secrets:`),
+//! in every form they take on the way to a host, and the redaction of output.
+
+use serde_yaml::{Mapping, Value};
+use std::collections::BTreeSet;
+
+/// The values that must never be printed. Every line of output passes through [`Secrets::redact`].
+#[derive(Debug, Clone, Default)]
+pub struct Secrets {
+    values: BTreeSet<String>,
+    /// `!env NAME` references whose variable was not set; an error when connecting.
+    pub missing_env: Vec<String>,
+}
+
+/// Percent-encoding of everything but RFC 3986's unreserved characters (what `urlencode`
+/// and most URL builders produce for a password).
+fn url_encode(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// What a secret shows as.
+pub const REDACTED: &str = "(secret)";
+
+impl Secrets {
+    /// Marks `value` as secret.
+    pub fn add(&mut self, value: &str) {
+        // A one- or two-character secret would redact ordinary text everywhere; such a
+        // value is no secret anyway, so it is not tracked.
+        if value.len() < 3 {
+            return;
+        }
+        // The forms a secret takes on its way to a host or into output: quoted for sh or
+        // SQL, escaped for JSON or an option file, url-encoded, base64 (a heredoc). Each is
+        // redacted like the value itself.
+        let mut forms = vec![
+            value.to_string(),
+            crate::shell::quote(value),
+            crate::shell::sql_string(value),
+            serde_json::to_string(value).unwrap_or_default().trim_matches('"').to_string(),
+            url_encode(value),
+            {
+                use base64::Engine;
+                base64::engine::general_purpose::STANDARD.encode(value)
+            },
+        ];
+        forms.extend(crate::shell::mycnf_value(value).ok());
+        for f in forms {
+            if f.len() >= 3 {
+                self.values.insert(f);
+            }
+        }
+    }
+
+    pub fn merge(&mut self, other: &Secrets) {
+        self.values.extend(other.values.iter().cloned());
+        self.missing_env.extend(other.missing_env.iter().cloned());
+    }
+
+    /// Whether `text` contains any secret.
+    pub fn touches(&self, text: &str) -> bool {
+        self.values.iter().any(|s| text.contains(s.as_str()))
+    }
+
+    /// Like [`Secrets::redact`], and also every run of 10 or more characters of a secret
+    /// (of 12 or more): for what a host says back, such as a database error that quotes part
+    /// of the statement (`near '...'`) from the middle of a password.
+    pub fn redact_error(&self, text: &str) -> String {
+        let mut out = self.redact(text);
+        // Long enough that ordinary words of a host's message are not taken for a secret.
+        const RUN: usize = 10;
+        for secret in self.values.iter().filter(|s| s.chars().count() >= 12) {
+            let chars: Vec<char> = secret.chars().collect();
+            for start in 0..=chars.len() - RUN {
+                let window: String = chars[start..start + RUN].iter().collect();
+                if REDACTED.contains(&window) {
+                    continue;
+                }
+                while let Some(at) = out.find(&window) {
+                    // Grow the match as far as the secret and the text agree.
+                    let mut end = at + window.len();
+                    let mut k = start + RUN;
+                    while k < chars.len() && out[end..].starts_with(chars[k]) {
+                        end += chars[k].len_utf8();
+                        k += 1;
+                    }
+                    out.replace_range(at..end, REDACTED);
+                }
+            }
+        }
+        out
+    }
+
+    /// `text` with every secret replaced by `(secret)`. Longest first, so that a secret
+    /// containing another is replaced whole.
+    pub fn redact(&self, text: &str) -> String {
+        let mut out = text.to_string();
+        let mut by_len: Vec<&String> = self.values.iter().collect();
+        by_len.sort_by_key(|s| std::cmp::Reverse(s.len()));
+        for s in by_len {
+            if out.contains(s.as_str()) {
+                out = out.replace(s.as_str(), REDACTED);
+            }
+        }
+        out
+    }
+}
+
+/// Replaces `!secret VALUE` by VALUE and `!env NAME` by the environment's value, recording
+/// both as secrets.
+pub fn extract_secrets(value: Value, secrets: &mut Secrets) -> Result<Value, String> {
+    Ok(match value {
+        Value::Tagged(t) => {
+            let tag = t.tag.to_string();
+            let inner = crate::yaml::scalar_string(&t.value)
+                .ok_or_else(|| format!("`{tag}` must be followed by a string"))?;
+            match tag.as_str() {
+                "!secret" => {
+                    secrets.add(&inner);
+                    Value::String(inner)
+                }
+                "!env" => match std::env::var(&inner) {
+                    Ok(v) => {
+                        secrets.add(&v);
+                        Value::String(v)
+                    }
+                    Err(_) => {
+                        secrets.missing_env.push(inner.clone());
+                        Value::String(format!("(unset environment variable {inner})"))
+                    }
+                },
+                other => return Err(format!("unknown tag `{other}`; use `!secret` or `!env`")),
+            }
+        }
+        Value::Mapping(m) => {
+            let mut out = Mapping::new();
+            for (k, v) in m {
+                out.insert(k, extract_secrets(v, secrets)?);
+            }
+            Value::Mapping(out)
+        }
+        Value::Sequence(items) => {
+            Value::Sequence(items.into_iter().map(|v| extract_secrets(v, secrets)).collect::<Result<_, _>>()?)
+        }
+        other => other,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[test]
+    fn redacts_longest_first() {
+        let mut s = Secrets::default();
+        s.add("hunter2");
+        s.add("hunter2-extra");
+        assert_eq!(s.redact("pw=hunter2-extra and hunter2"), "pw=(secret) and (secret)");
+    }
+
+    #[test]
+    fn secret_tags_are_unwrapped_and_recorded() {
+        let v: Value = serde_yaml::from_str("a: !secret topsecret\nb: [1, !secret other]\n").unwrap();
+        let mut s = Secrets::default();
+        let v = extract_secrets(v, &mut s).unwrap();
+        assert_eq!(v["a"], Value::from("topsecret"));
+        assert!(s.touches("x topsecret y"));
+        assert!(s.touches("other"));
+    }
+
+    #[test]
+    fn a_quoted_piece_of_a_secret_is_redacted_in_errors() {
+        let mut s = Secrets::default();
+        s.add("correct-horse-battery");
+        let e = s.redact_error("ERROR 1064: near 'horse-battery' at line 1; correct-horse-battery; a horse");
+        assert_eq!(e, "ERROR 1064: near '(secret)' at line 1; (secret); a horse");
+        assert_eq!(s.redact_error("no secret here"), "no secret here");
+    }
+}
+
