@@ -17,24 +17,19 @@
 //! the one script of the round trip, on stdin; as root, the host runs it as `user` with
 //! `runuser -u USER -- sh -s`, so an action that needs privileges goes through the sudoers
 //! rules its role installs for that user, which are exercised for real.
-//!
-//! This module also holds what the release step shares with `do`: loading the inventory,
-//! the roles and each host's merged variables, and connecting to hosts in parallel.
 
 use crate::sh;
 use crate::shell::Script;
 use crate::error::{closest, Diagnostic, Diagnostics, Location};
-use crate::inventory::{Host, Inventory};
-use crate::roles::{find_roles_dir, Role, Roles};
-use crate::transport::Connection;
-use crate::vars::{parse_extra_vars, Secrets};
-use crate::yaml::{key, Doc, MapReader, Seg};
-use anyhow::{anyhow, bail, Result};
+use crate::inventory::Host;
+use crate::project::Project;
+use crate::roles::{Role, Roles};
+use crate::vars::{var_str, Secrets};
+use crate::yaml::{Doc, MapReader, Seg};
+use anyhow::{bail, Result};
 use minijinja::value::{Serde, Value as JValue};
 use serde_yaml::{Mapping, Value};
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::time::Duration;
+use std::path::PathBuf;
 
 /// One action of a role, as written (templates not rendered yet).
 #[derive(Debug, Clone)]
@@ -103,14 +98,6 @@ pub fn all_actions(roles: &Roles) -> Result<Vec<Action>, Diagnostics> {
     Ok(out)
 }
 
-/// The roles of a project: beside or above the inventory, else `./roles`.
-pub fn load_roles(inventory: &Path) -> Result<Roles, Diagnostics> {
-    let dir = find_roles_dir(inventory)
-        .or_else(|| std::env::current_dir().ok().map(|d| d.join("roles")).filter(|d| d.is_dir()))
-        .ok_or_else(|| Diagnostic::new("no `roles/` directory found beside or above the inventory, nor in the current directory").at(Location::file(inventory)))?;
-    Roles::load(&dir)
-}
-
 /// `provision tasks`: the listing, one line per action (`role:verb  description`).
 pub fn tasks_listing(roles: &Roles) -> Result<String, Diagnostics> {
     let actions = all_actions(roles)?;
@@ -128,68 +115,6 @@ pub fn tasks_listing(roles: &Roles) -> Result<String, Diagnostics> {
         out.push_str("(no role declares actions: add roles/NAME/actions.yml)\n");
     }
     Ok(out)
-}
-
-/// The project, loaded for a command that works on hosts by their variables.
-pub struct Project {
-    pub inventory: Inventory,
-    pub roles: Roles,
-    pub extra: Mapping,
-}
-
-impl Project {
-    pub fn load(inventory: &Path, extra_vars: &[String]) -> Result<Project, Diagnostics> {
-        let inv = Inventory::load(inventory)?;
-        let roles = load_roles(inventory)?;
-        let extra = parse_extra_vars(extra_vars).map_err(Diagnostic::new)?;
-        let mut errors = Diagnostics::default();
-        for host in &inv.hosts {
-            for (i, r) in host.roles.iter().enumerate() {
-                if roles.get(r).is_none() {
-                    errors.push(
-                        inv.doc
-                            .error(&crate::yaml::index(&key(&host.path, "roles"), i), format!("unknown role `{r}`"))
-                            .did_you_mean(r, roles.roles.keys().map(String::as_str)),
-                    );
-                }
-            }
-        }
-        errors.into_result()?;
-        Ok(Project { inventory: inv, roles, extra })
-    }
-
-    /// The hosts matching `limits` (host or group names; empty: all). Unknown names are errors.
-    pub fn limited(&self, limits: &[String]) -> Result<Vec<Host>, Diagnostics> {
-        Ok(self.inventory.limited(limits)?.into_iter().cloned().collect())
-    }
-
-    /// The merged variables of `host` (role defaults of its roles and their dependencies <
-    /// inventory < host < `-e`), and the secrets to redact from its output.
-    pub fn host_vars(&self, host: &Host) -> Result<(Mapping, Secrets), Diagnostics> {
-        let mut secrets = self.inventory.secrets.clone();
-        let role_names = self.roles.with_dependencies(&host.roles);
-        let vars = crate::resources::host_vars(&self.inventory, host, &self.roles, &role_names, &self.extra, &mut secrets)?;
-        Ok((vars, secrets))
-    }
-
-    /// Errors when a host can't be connected to (placeholder address, unset `!env`).
-    pub fn preflight(&self, hosts: &[Host], secrets: &Secrets) -> Result<(), Diagnostics> {
-        self.inventory.preflight(hosts, &secrets.missing_env)
-    }
-}
-
-/// A variable of a host as a string, if set.
-pub fn var_str(vars: &Mapping, name: &str) -> Option<String> {
-    vars.get(name).and_then(crate::yaml::scalar_string).filter(|s| !s.trim().is_empty())
-}
-
-/// A variable as a list of strings: a YAML list, or a string of whitespace-separated words.
-pub fn var_list(vars: &Mapping, name: &str) -> Option<Vec<String>> {
-    match vars.get(name)? {
-        Value::Sequence(items) => Some(items.iter().filter_map(crate::yaml::scalar_string).collect()),
-        Value::Null => None,
-        other => crate::yaml::scalar_string(other).map(|s| s.split_whitespace().map(String::from).collect()),
-    }
 }
 
 /// Renders a template string with `vars`.
@@ -242,7 +167,8 @@ pub struct HostAction {
 }
 
 /// Resolves `ROLE:VERB` on the selected hosts. Every input error is a diagnostic.
-pub fn plan_do(project: &Project, spec: &str, limits: &[String]) -> Result<(Action, Vec<HostAction>), Diagnostics> {
+pub fn plan_do(project: &Project, spec: &str) -> Result<(Action, Vec<HostAction>), Diagnostics> {
+    let limits = &project.selection.limits;
     let (role_name, verb) = spec.split_once(':').ok_or_else(|| {
         Diagnostic::new(format!("`{spec}` is not ROLE:VERB")).help("write it like `sidekiq:quiet`; `provision tasks` lists every action")
     })?;
@@ -267,7 +193,7 @@ pub fn plan_do(project: &Project, spec: &str, limits: &[String]) -> Result<(Acti
         };
         return Err(d.into());
     };
-    let hosts: Vec<Host> = project.limited(limits)?.into_iter().filter(|h| project.roles.with_dependencies(&h.roles).iter().any(|r| r == role_name)).collect();
+    let hosts: Vec<Host> = project.hosts.iter().filter(|h| project.roles.with_dependencies(&h.roles).iter().any(|r| r == role_name)).cloned().collect();
     if hosts.is_empty() {
         let what = if limits.is_empty() { String::new() } else { format!(" among --limit {}", limits.join(",")) };
         return Err(Diagnostic::new(format!("no inventory host has the role `{role_name}`{what}"))
@@ -316,84 +242,6 @@ pub fn plan_do(project: &Project, spec: &str, limits: &[String]) -> Result<(Acti
     let runnable: Vec<Host> = out.iter().filter(|a| a.script.is_some()).map(|a| a.host.clone()).collect();
     project.preflight(&runnable, &all_secrets)?;
     Ok((action, out))
-}
-
-/// The result of an action on one host.
-#[derive(Debug)]
-pub struct DoResult {
-    pub host: String,
-    pub skipped: bool,
-    pub status: Option<i32>,
-    pub error: Option<String>,
-}
-
-/// A temp dir for SSH control sockets.
-pub fn control_dir() -> Result<tempfile::TempDir> {
-    tempfile::Builder::new().prefix(".pv-ssh-").tempdir_in("/tmp").map_err(|e| anyhow!("cannot create a directory for SSH control sockets in /tmp: {e}"))
-}
-
-/// `provision do ROLE:VERB`: runs the action on every host in parallel (at most `forks`
-/// at once), printing each output line prefixed by the host's name.
-pub async fn run_do(project: &Project, planned: Vec<HostAction>, forks: usize, verbose: bool) -> Result<Vec<DoResult>> {
-    let dir = control_dir()?;
-    let ssh = Arc::new(project.inventory.ssh.clone());
-    let sem = Arc::new(tokio::sync::Semaphore::new(forks.max(1)));
-    let mut set = tokio::task::JoinSet::new();
-    for (i, a) in planned.into_iter().enumerate() {
-        let ssh = ssh.clone();
-        let sem = sem.clone();
-        let dir = dir.path().to_path_buf();
-        set.spawn(async move {
-            let _permit = sem.acquire_owned().await;
-            (i, do_host(a, &ssh, &dir, verbose).await)
-        });
-    }
-    let mut out = Vec::new();
-    while let Some(r) = set.join_next().await {
-        out.push(r.map_err(|e| anyhow!("internal error: a host task panicked: {e}"))?);
-    }
-    out.sort_by_key(|(i, _)| *i);
-    Ok(out.into_iter().map(|(_, r)| r).collect())
-}
-
-async fn do_host(a: HostAction, ssh: &crate::inventory::SshSettings, dir: &Path, verbose: bool) -> DoResult {
-    let name = a.host.name.clone();
-    let Some(script) = &a.script else {
-        println!("{name}: skipped (`when` is false on this host)");
-        return DoResult { host: name, skipped: true, status: None, error: None };
-    };
-    let conn = match Connection::connect(&a.host, ssh, dir, false).await {
-        Ok(c) => c,
-        Err(e) => return DoResult { host: name.clone(), skipped: false, status: None, error: Some(a.secrets.redact(&format!("{e:#}"))) },
-    };
-    if verbose {
-        println!("{name}: running as {}", a.user);
-    }
-    let full = with_tmp(as_user_script(&a.user, script));
-    let secrets = a.secrets.clone();
-    let res = conn
-        .run_script_streaming(&full, Duration::from_secs(3600), |line| println!("{name}: {}", secrets.redact(line)))
-        .await;
-    conn.close().await;
-    match res {
-        Ok((status, stderr)) => {
-            for l in stderr.lines() {
-                eprintln!("{name}: {}", a.secrets.redact(l));
-            }
-            let error = match status {
-                Some(0) => None,
-                s => {
-                    let mut e = format!("the action ended with status {}", s.map(|s| s.to_string()).unwrap_or_else(|| "(killed)".into()));
-                    if stderr.contains("a password is required") || stderr.contains("not allowed to execute") || stderr.contains("may not run sudo") {
-                        e.push_str(&format!("; `sudo -n` refused a command for {}: the role's sudoers rules must allow exactly that command", a.user));
-                    }
-                    Some(e)
-                }
-            };
-            DoResult { host: name, skipped: false, status, error }
-        }
-        Err(e) => DoResult { host: name, skipped: false, status: None, error: Some(a.secrets.redact(&format!("{e:#}"))) },
-    }
 }
 
 /// Paths of the roles directory's actions files, for messages.
@@ -462,124 +310,5 @@ mod tests {
         let script = with_tmp(as_user_script("root", &Script::user_code("echo \"hi $((1+1))\"\n")));
         let out = std::process::Command::new("sh").arg("-c").arg(&script).output().unwrap();
         assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "hi 2", "{}", String::from_utf8_lossy(&out.stderr));
-    }
-}
-
-// ------------------------------------------------------------------ command line
-
-pub const DO_HELP: &str = "Examples:
-  provision do inventories/staging.yml sidekiq:quiet
-  provision do sidekiq:restart --limit worker1
-  provision do puma:phased-restart
-  provision do inventories/staging.yml mysql:backup     (runs on the replica only)
-
-The action runs on every host with that role, as its `user` (default: the deploy user), so
-privileged steps go through the sudoers rules the role installs. `provision tasks` lists
-the actions.
-
-Exit status: 0 when it succeeded on every host, 1 otherwise.";
-
-pub const TASKS_HELP: &str = "Example:
-  provision tasks                  every role's actions with their descriptions (like cap -T)";
-
-/// `provision do`.
-#[derive(clap::Args, Debug, Clone)]
-pub struct DoArgs {
-    /// [INVENTORY] ROLE:VERB (the inventory defaults to $PROVISION_INVENTORY, else inventories/staging.yml)
-    #[arg(value_name = "ARGS", num_args = 1..=2, required = true)]
-    pub args: Vec<String>,
-    #[command(flatten)]
-    pub hosts: crate::flags::HostOptions,
-}
-
-/// `provision tasks`.
-#[derive(clap::Args, Debug, Clone)]
-pub struct TasksArgs {
-    /// The inventory file, to find the roles beside it [default: $PROVISION_INVENTORY, else inventories/staging.yml]
-    pub inventory: Option<PathBuf>,
-}
-
-pub fn cli_do(a: DoArgs) -> i32 {
-    let (inventory, spec) = match a.args.as_slice() {
-        [spec] => (None, spec.clone()),
-        [inv, spec] => (Some(PathBuf::from(inv)), spec.clone()),
-        _ => {
-            eprintln!("error: give [INVENTORY] ROLE:VERB");
-            return 1;
-        }
-    };
-    if let Err(e) = check_spec(&spec) {
-        eprintln!("error: {e}\n  help: `provision tasks` lists every action");
-        return 1;
-    }
-    let inventory = crate::inventory::inventory_path(inventory);
-    let project = match Project::load(&inventory, &a.hosts.extra_vars) {
-        Ok(p) => p,
-        Err(e) => {
-            eprintln!("{e}");
-            return 1;
-        }
-    };
-    let (action, planned) = match plan_do(&project, &spec, &a.hosts.limits) {
-        Ok(p) => p,
-        Err(e) => {
-            eprintln!("{e}");
-            return 1;
-        }
-    };
-    println!("{}:{} ({}) on {}", action.role, action.verb, action.description.split_whitespace().collect::<Vec<_>>().join(" "), planned.iter().map(|p| p.host.name.as_str()).collect::<Vec<_>>().join(" "));
-    let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return 1;
-        }
-    };
-    match rt.block_on(run_do(&project, planned, a.hosts.forks, a.hosts.verbose)) {
-        Ok(results) => {
-            let failed: Vec<&DoResult> = results.iter().filter(|r| r.error.is_some()).collect();
-            for r in &results {
-                match (&r.error, r.skipped) {
-                    (Some(e), _) => println!("{}: FAILED: {e}", r.host),
-                    (None, true) => {}
-                    (None, false) => println!("{}: ok", r.host),
-                }
-            }
-            let ran = results.iter().filter(|r| !r.skipped).count();
-            println!("{}:{}: {} ok, {} failed, {} skipped", action.role, action.verb, ran - failed.len(), failed.len(), results.len() - ran);
-            if failed.is_empty() && ran > 0 {
-                0
-            } else {
-                if ran == 0 {
-                    eprintln!("error: `when` excluded every host; nothing ran");
-                }
-                1
-            }
-        }
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            1
-        }
-    }
-}
-
-pub fn cli_tasks(a: TasksArgs) -> i32 {
-    let inventory = crate::inventory::inventory_path(a.inventory);
-    let roles = match load_roles(&inventory) {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("{e}");
-            return 1;
-        }
-    };
-    match tasks_listing(&roles) {
-        Ok(s) => {
-            print!("{s}");
-            0
-        }
-        Err(e) => {
-            eprintln!("{e}");
-            1
-        }
     }
 }

@@ -1,21 +1,62 @@
-//! Flags shared by several verbs, defined once (as cargo's command prelude does), so that
-//! they read and behave the same everywhere. A leaf module: clap only.
+//! Flags shared by the verbs, defined once (as cargo's command prelude does), so that they
+//! read and behave the same everywhere: which hosts (`--limit`, `--role`, `-e`), how many
+//! at once (`--forks`), and the output (`--format`, `-v`, which counts everywhere).
 
-/// Which hosts and how many at once: shared by the commands that act on deployed hosts
-/// (`release`, `rollback`, `releases`, `do`).
-#[derive(clap::Args, Debug, Clone)]
+use crate::project::Selection;
+use crate::report::{Format, Reporter};
+use std::path::PathBuf;
+
+/// Which hosts, how many at once, and the output: shared by every verb that connects.
+#[derive(clap::Args, Debug, Clone, Default)]
 pub struct HostOptions {
     /// Only these hosts or groups (repeatable)
     #[arg(long = "limit", value_name = "HOST|GROUP")]
     pub limits: Vec<String>,
+    /// Only hosts with these roles (repeatable); converge applies only these roles
+    #[arg(long = "role", value_name = "ROLE")]
+    pub roles: Vec<String>,
     /// Set a variable, overriding all others (repeatable)
     #[arg(short = 'e', value_name = "KEY=VALUE")]
     pub extra_vars: Vec<String>,
     /// How many hosts to work on at once
     #[arg(long, default_value_t = 20)]
     pub forks: usize,
-    /// Print every step per host and the number of round trips
-    #[arg(short, long)]
-    pub verbose: bool,
+    /// Output format: text for people, or JSON for programs
+    #[arg(long, value_enum, default_value = "human")]
+    pub format: Format,
+    /// Show more: every step per host, timings, round trips (repeatable)
+    #[arg(short, long, action = clap::ArgAction::Count)]
+    pub verbose: u8,
 }
 
+impl HostOptions {
+    /// The selection, with the inventory given (else `$PROVISION_INVENTORY`, else
+    /// `inventories/staging.yml`: never production by default).
+    pub fn selection(&self, inventory: Option<PathBuf>) -> Selection {
+        Selection {
+            inventory: crate::inventory::inventory_path(inventory),
+            roles: self.roles.clone(),
+            limits: self.limits.clone(),
+            extra_vars: self.extra_vars.clone(),
+        }
+    }
+
+    pub fn reporter(&self) -> Reporter {
+        Reporter::new(self.format, self.verbose)
+    }
+}
+
+/// An inventory and the shared host flags.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct Hosts {
+    /// The inventory file [default: $PROVISION_INVENTORY, else inventories/staging.yml]
+    pub inventory: Option<PathBuf>,
+    #[command(flatten)]
+    pub options: HostOptions,
+}
+
+impl Hosts {
+    pub fn selection(&self) -> Selection {
+        self.options.selection(self.inventory.clone())
+    }
+}

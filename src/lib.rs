@@ -3,13 +3,17 @@
 //! The pipeline, one module per stage:
 //! [`inventory`] → [`vars`] → [`roles`] → [`resources`] (via [`modules`] and [`template`])
 //! → [`probe`] (reads [`facts`]) → [`planner`] (makes the [`plan`]) → [`apply`] → [`report`].
-//! [`transport`] carries scripts to hosts; [`ops`] chains the stages for each command;
-//! [`cli`] parses arguments.
+//! [`transport`] carries scripts to hosts; [`project`] loads a project for every verb,
+//! [`runner`] works on hosts in parallel; [`ops`] chains the stages for each verb and
+//! returns its report, which [`report`] renders; [`cli`] parses arguments, one file a verb.
+//! The release's parts: [`release_hosts`] (settings), [`artifact`], [`deploy_lock`],
+//! [`release_scripts`].
 
 pub mod actions;
+pub mod artifact;
 pub mod apply;
 pub mod cli;
-pub mod dbcopy;
+pub mod deploy_lock;
 pub mod error;
 pub mod facts;
 pub mod flags;
@@ -19,11 +23,13 @@ pub mod ops;
 pub mod plan;
 pub mod planner;
 pub mod probe;
-pub mod release;
+pub mod project;
+pub mod release_hosts;
 pub mod release_scripts;
 pub mod report;
 pub mod resources;
 pub mod roles;
+pub mod runner;
 pub mod secrets;
 pub mod shell;
 pub mod template;

@@ -1,5 +1,11 @@
-//! Report: how plans and results are shown, as text for people or as JSON for programs.
-//! Every string passes through the host's secret redaction before it is printed.
+//! Report: the one reporter of every verb, as text for people or as JSON for programs.
+//! Converge prints its changes as they happen and, with `--format json`, one report
+//! object. The verbs that act on deployed hosts (`release`, `rollback`, `releases`, `do`)
+//! print events as they happen: a line for people, or one JSON object per line
+//! (`{"event": "phase"|"host"|"info"|"stderr"|"error", "host": ..., "text": ...}`), closed
+//! by one `{"event": "summary", "verb": ..., "ok": ..., "exit": ...}` with the verb's report.
+//! Every string passes through the host's secret redaction before it comes here, and
+//! through [`printable`] here.
 
 use crate::plan::{Change, HostPlan};
 use crate::terminal::printable;
@@ -10,8 +16,9 @@ use std::io::Write;
 use std::sync::Mutex;
 
 /// The output format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum Format {
+    #[default]
     Human,
     Json,
 }
@@ -73,6 +80,13 @@ pub struct Summary {
     pub changed: usize,
     pub failed: usize,
     pub changes: usize,
+}
+
+/// The outcome of a verb other than converge: whether it succeeded, and its closing lines
+/// for people (`(to_stderr, line)`); its fields go into the JSON summary.
+pub trait VerbReport: Serialize {
+    fn ok(&self) -> bool;
+    fn closing(&self) -> Vec<(bool, String)>;
 }
 
 /// Prints as the run goes. Shared by the host tasks.
@@ -216,6 +230,110 @@ impl Reporter {
                     if report.mode == "check" { " planned, nothing was changed (--check)" } else { "" }
                 ));
                 self.print(&text);
+            }
+        }
+    }
+
+    /// One event of a verb as it happens: `kind` is `phase` (a numbered step), `host` (about
+    /// one host) or `info`.
+    pub fn event(&self, kind: &str, host: Option<&str>, text: &str) {
+        self.emit(kind, host, text, false);
+    }
+
+    /// A line a host's script wrote on its stderr: on stderr for people.
+    pub fn host_stderr(&self, host: &str, text: &str) {
+        self.emit("stderr", Some(host), text, true);
+    }
+
+    /// An error: on stderr for people, an `error` event in JSON.
+    pub fn error(&self, text: &str) {
+        self.emit("error", None, text, true);
+    }
+
+    fn emit(&self, kind: &str, host: Option<&str>, text: &str, to_stderr: bool) {
+        let text = printable(text);
+        match self.format {
+            Format::Json => {
+                let mut o = serde_json::Map::new();
+                o.insert("event".into(), kind.into());
+                if let Some(h) = host {
+                    o.insert("host".into(), h.into());
+                }
+                o.insert("text".into(), text.trim().into());
+                self.print(&format!("{}\n", serde_json::Value::Object(o)));
+            }
+            Format::Human if to_stderr => {
+                let _guard = self.out.lock();
+                let _ = writeln!(std::io::stderr().lock(), "{text}");
+            }
+            Format::Human => self.print(&format!("{text}\n")),
+        }
+    }
+
+    /// Ends a verb: its closing lines (or its error), the JSON summary, and the exit status
+    /// (0 when it succeeded, else 1).
+    pub fn conclude<R: VerbReport>(&self, verb: &str, result: anyhow::Result<R>) -> i32 {
+        let (code, fields) = match result {
+            Ok(report) => {
+                for (to_stderr, line) in report.closing() {
+                    if to_stderr {
+                        self.error(&line);
+                    } else {
+                        self.event("info", None, &line);
+                    }
+                }
+                (if report.ok() { 0 } else { 1 }, serde_json::to_value(&report).unwrap_or_default())
+            }
+            Err(e) => {
+                match e.downcast_ref::<crate::error::Diagnostics>() {
+                    // Input errors print as themselves: file:line, the message and the help.
+                    Some(d) => self.error(&format!("{d}")),
+                    None => self.error(&format!("error: {e:#}")),
+                }
+                (1, serde_json::Value::Null)
+            }
+        };
+        if self.format == Format::Json {
+            let mut o = serde_json::Map::new();
+            o.insert("event".into(), "summary".into());
+            o.insert("verb".into(), verb.into());
+            o.insert("ok".into(), (code == 0).into());
+            o.insert("exit".into(), code.into());
+            if let serde_json::Value::Object(m) = fields {
+                o.extend(m);
+            }
+            self.print(&format!("{}\n", serde_json::Value::Object(o)));
+        }
+        code
+    }
+
+    /// Input errors (each with its file and line), then what that means for the run.
+    pub fn input_errors(&self, errors: &crate::error::Diagnostics, closing: &str) {
+        self.error(&format!("{errors}\n\n{closing}"));
+    }
+
+    /// Ends converge or bootstrap: the summary (or the JSON report) and the exit status: 0
+    /// success (with `--check`: nothing would change), 2 with `--check` when something
+    /// would change, 1 on any error.
+    pub fn conclude_run(&self, result: anyhow::Result<Result<RunReport, crate::error::Diagnostics>>, check: bool) -> i32 {
+        match result {
+            Err(e) => {
+                self.error(&format!("error: {e:#}"));
+                1
+            }
+            Ok(Err(errors)) => {
+                self.input_errors(&errors, &format!("nothing was changed: {} error(s) found before connecting", errors.len()));
+                1
+            }
+            Ok(Ok(report)) => {
+                self.finish(&report);
+                if report.summary.failed > 0 {
+                    1
+                } else if check && report.summary.changes > 0 {
+                    2
+                } else {
+                    0
+                }
             }
         }
     }

@@ -280,9 +280,8 @@ fn eval_expression(role: &Role, source: &str, ctx: &JValue, at: &Location) -> Re
     Ok(JValue::from(Serde(json)))
 }
 
-/// Lowers every task of `host`'s roles (limited to `only_roles` and their dependencies when
-/// given) into resources.
-pub fn lower_host(inv: &Inventory, host: &Host, roles: &Roles, extra: &Mapping, only_roles: &[String]) -> Result<HostResources, Diagnostics> {
+/// Every role `host` names exists; errors point at the inventory line.
+pub fn check_host_roles(inv: &Inventory, host: &Host, roles: &Roles) -> Result<(), Diagnostics> {
     let mut errors = Diagnostics::default();
     for (i, r) in host.roles.iter().enumerate() {
         if roles.get(r).is_none() {
@@ -294,7 +293,14 @@ pub fn lower_host(inv: &Inventory, host: &Host, roles: &Roles, extra: &Mapping, 
             );
         }
     }
-    errors.clone().into_result()?;
+    errors.into_result()
+}
+
+/// Lowers every task of `host`'s roles (limited to `only_roles` and their dependencies when
+/// given) into resources.
+pub fn lower_host(inv: &Inventory, host: &Host, roles: &Roles, extra: &Mapping, only_roles: &[String]) -> Result<HostResources, Diagnostics> {
+    check_host_roles(inv, host, roles)?;
+    let mut errors = Diagnostics::default();
     let all_roles = roles.with_dependencies(&host.roles);
     let applied: Vec<String> = if only_roles.is_empty() {
         all_roles.clone()
@@ -532,7 +538,11 @@ fn lower_task(role: &Role, doc: &Doc, path: &[Seg], task: &Value, vars: &Mapping
 
 #[cfg(test)]
 mod tests {
-    use crate::ops::{load, Selection};
+    use crate::project::{Project, Selection};
+
+    fn load(sel: &Selection) -> Result<Vec<(crate::inventory::Host, super::HostResources)>, crate::error::Diagnostics> {
+        Project::load(sel)?.lower()
+    }
 
     fn project(defaults: &str, inv_vars: &str) -> tempfile::TempDir {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -549,7 +559,7 @@ mod tests {
     fn variables_resolve_in_dependency_order_not_file_order() {
         let dir = project("pool: \"{{ concurrency | int + 2 }}\"\ndir: \"/var/www/{{ app }}\"\nconcurrency: \"{{ base }}\"\nbase: 3\n", "  app: shop\n");
         let loaded = load(&Selection { inventory: dir.path().join("inv.yml"), ..Default::default() }).expect("loads");
-        let text = format!("{:?}", loaded.hosts[0].1.entries[0].resource);
+        let text = format!("{:?}", loaded[0].1.entries[0].resource);
         let rendered: Vec<u8> = b"pool=5 dir=/var/www/shop\n".to_vec();
         assert!(text.contains(&format!("{rendered:?}")), "{text}");
     }
@@ -557,7 +567,7 @@ mod tests {
     #[test]
     fn a_cycle_is_an_error_that_names_it() {
         let dir = project("pool: \"{{ dir }}\"\ndir: \"{{ pool }}\"\n", "");
-        let err = load(&Selection { inventory: dir.path().join("inv.yml"), ..Default::default() }).err().expect("a cycle");
+        let err = load(&Selection { inventory: dir.path().join("inv.yml"), ..Default::default() }).expect_err("a cycle");
         assert!(err.to_string().contains("cycle: pool → dir → pool"), "{err}");
     }
 }

@@ -64,6 +64,20 @@ fn host_value(h: &Host) -> Value {
     Value::Mapping(m)
 }
 
+/// A variable of a host as a string, if set and not blank.
+pub fn var_str(vars: &Mapping, name: &str) -> Option<String> {
+    vars.get(name).and_then(crate::yaml::scalar_string).filter(|s| !s.trim().is_empty())
+}
+
+/// A variable as a list of strings: a YAML list, or a string of whitespace-separated words.
+pub fn var_list(vars: &Mapping, name: &str) -> Option<Vec<String>> {
+    match vars.get(name)? {
+        Value::Sequence(items) => Some(items.iter().filter_map(crate::yaml::scalar_string).collect()),
+        Value::Null => None,
+        other => crate::yaml::scalar_string(other).map(|s| s.split_whitespace().map(String::from).collect()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -139,3 +139,57 @@ fn the_cycle_finder_finds_one() {
     g.entry("c".into()).or_default().insert("a".into());
     assert_eq!(cycle(&g), Some(vec!["a".into(), "b".into(), "c".into(), "a".into()]));
 }
+
+/// Every file of `src/` with its text before its unit tests, as (path from the root, code).
+fn sources() -> Vec<(String, String)> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut out = Vec::new();
+    let mut stack = vec![root.join("src")];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).expect("read_dir").flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_some_and(|x| x == "rs") {
+                let rel = p.strip_prefix(root).expect("under root").to_string_lossy().replace('\\', "/");
+                out.push((rel, without_tests(&std::fs::read_to_string(&p).expect("read"))));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// One project loader: the inventory and the roles are read only by `Project::load`.
+#[test]
+fn the_project_is_loaded_by_one_function() {
+    let readers: Vec<String> = sources()
+        .into_iter()
+        .filter(|(rel, code)| rel != "src/project.rs" && (code.contains("Inventory::load(") || code.contains("Roles::load(") || code.matches("find_roles_dir(").count() > code.matches("fn find_roles_dir(").count()))
+        .map(|(rel, _)| rel)
+        .collect();
+    assert!(readers.is_empty(), "these load the inventory or the roles themselves instead of through Project::load: {readers:?}");
+    let project = sources().into_iter().find(|(rel, _)| rel == "src/project.rs").expect("src/project.rs").1;
+    assert_eq!(project.matches("Inventory::load(").count(), 1, "Project::load reads the inventory once");
+}
+
+/// The frame: each verb is `cli/<verb>.rs` over an operation; only the reporter prints;
+/// no file is longer than one reader holds.
+#[test]
+fn every_verb_has_its_file_and_only_the_reporter_prints() {
+    let files = sources();
+    for verb in ["converge", "validate", "bootstrap", "release", "rollback", "releases", "do", "tasks", "db_copy"] {
+        assert!(files.iter().any(|(rel, _)| *rel == format!("src/cli/{verb}.rs")), "src/cli/{verb}.rs is missing");
+    }
+    let printers: Vec<&str> = files
+        .iter()
+        .filter(|(rel, code)| rel != "src/report.rs" && ["println!", "eprintln!", "print!(", "eprint!(", "std::io::stdout", "std::io::stderr"].iter().any(|p| code.contains(p)))
+        .map(|(rel, _)| rel.as_str())
+        .collect();
+    assert!(printers.is_empty(), "these print themselves instead of telling the reporter: {printers:?}");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    for (rel, _) in &files {
+        let lines = std::fs::read_to_string(root.join(rel)).expect("read").lines().count();
+        assert!(lines <= 620, "{rel} has {lines} lines: split it by concern");
+    }
+}

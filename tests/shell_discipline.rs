@@ -7,7 +7,7 @@
 use std::path::Path;
 
 /// The places that hand a role's own code (rendered with its values quoted) to the host.
-const USER_CODE_ALLOWED: &[&str] = &["src/modules/command.rs", "src/modules/file.rs", "src/actions.rs", "src/release.rs"];
+const USER_CODE_ALLOWED: &[&str] = &["src/modules/command.rs", "src/modules/file.rs", "src/actions.rs", "src/ops/release.rs"];
 
 fn rust_files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
     for e in std::fs::read_dir(dir).expect("read src").flatten() {

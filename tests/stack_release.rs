@@ -285,6 +285,21 @@ impl Load {
     }
 }
 
+/// `--format json` output: one JSON event per line, the last one the summary; returns them.
+fn json_events(r: &Run, verb: &str) -> Vec<serde_json::Value> {
+    let events: Vec<serde_json::Value> = r
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not one JSON event per line ({e}): {l}\n{}", r.all())))
+        .collect();
+    let last = events.last().unwrap_or_else(|| panic!("no events\n{}", r.all()));
+    assert_eq!(last["event"], "summary", "{}", r.all());
+    assert_eq!(last["verb"], verb);
+    assert_eq!(last["ok"], r.code == 0, "{}", r.all());
+    assert!(events[..events.len() - 1].iter().all(|e| e["event"] != "summary" && e["text"].is_string()), "{}", r.all());
+    events
+}
+
 fn current_revision(host: &str) -> String {
     ssh(host, "cat /var/www/flipper/current/REVISION").trim().to_string()
 }
@@ -443,7 +458,7 @@ fn release_rollback_and_actions_on_the_stack() {
     common::record(&format!("release: keep-alive LOAD during a --batch 1 release unhealthy on the second host: {ok} ok, {failed} failed, answered by {by:?}"));
     assert_eq!(r.code, 1, "{}", r.all());
     assert_eq!(failed, 0, "{errors:?}");
-    let first = r.stdout.find(&format!("batch 1/")).unwrap_or(usize::MAX);
+    let first = r.stdout.find("batch 1/").unwrap_or(usize::MAX);
     let second = r.stdout.find(&format!("{}: step current -> ", t.apps[1])).or_else(|| r.stdout.find("batch 2/")).unwrap_or(0);
     assert!(r.stdout.contains(&format!("batch 1/3: {} switched and healthy", t.apps[0])), "{}", r.all());
     assert!(first < second, "the second host switched only after the first was healthy:\n{}", r.all());
@@ -456,10 +471,20 @@ fn release_rollback_and_actions_on_the_stack() {
     // uploaded once per host only.
     for i in 4..=8 {
         let rev = format!("v{i}");
-        let r = p.run(&["release", "inventories/test.yml", "--dir", &p.app("v2").to_string_lossy(), "--revision", &rev]);
+        let json = i == 8;
+        let dir = p.app("v2").to_string_lossy().into_owned();
+        let mut args = vec!["release", "inventories/test.yml", "--dir", &dir, "--revision", &rev];
+        if json {
+            args.extend(["--format", "json"]);
+        }
+        let r = p.run(&args);
         assert_eq!(r.code, 0, "release {rev}");
         if i > 4 {
             assert!(r.stdout.contains("uploaded to no host"), "an artifact a host has is not sent again:\n{}", r.stdout);
+        }
+        if json {
+            let events = json_events(&r, "release");
+            assert!(events.iter().any(|e| e["event"] == "phase" && e["text"].as_str().is_some_and(|t| t.starts_with("[5/8] health gate"))), "{}", r.all());
         }
     }
     for h in release_hosts(&t) {
@@ -521,8 +546,13 @@ fn release_rollback_and_actions_on_the_stack() {
     }
 
     // rollback: to the release before current, then forward again with --to.
-    let r = p.run(&["rollback", "inventories/test.yml"]);
+    let r = p.run(&["rollback", "inventories/test.yml", "--format", "json"]);
     assert_eq!(r.code, 0);
+    let events = json_events(&r, "rollback");
+    assert!(events.iter().any(|e| e["event"] == "host" && e["host"] == t.apps[0]), "{}", r.all());
+    let r = p.run(&["releases", "inventories/test.yml", "--format", "json"]);
+    assert_eq!(r.code, 0);
+    json_events(&r, "releases");
     for h in release_hosts(&t) {
         assert_eq!(current_revision(h), "v8", "{h}");
     }
@@ -534,8 +564,10 @@ fn release_rollback_and_actions_on_the_stack() {
     }
 
     // Role actions, as the deploy user through the role's sudoers rules.
-    let r = p.run(&["do", "inventories/test.yml", "sidekiq:quiet"]);
+    let r = p.run(&["do", "inventories/test.yml", "sidekiq:quiet", "--format", "json"]);
     assert_eq!(r.code, 0);
+    let events = json_events(&r, "do");
+    assert!(events.iter().any(|e| e["event"] == "host" && e["host"] == t.worker && e["text"].as_str().is_some_and(|x| x.ends_with(": ok"))), "{}", r.all());
     let mut title = String::new();
     for _ in 0..20 {
         title = ssh(t.worker, "ps -eo args | grep '^sidekiq' || true");

@@ -337,7 +337,7 @@ pub fn read_common(spec: &mut FileSpec, r: &mut crate::yaml::MapReader, args: &A
     spec.owner = r.opt_string("owner")?;
     spec.group = r.opt_string("group")?;
     for (key, v) in [("owner", &spec.owner), ("group", &spec.group)] {
-        if let Some(v) = v.as_ref().filter(|v| !super::user::valid_account_name(v) && !(!v.is_empty() && v.chars().all(|c| c.is_ascii_digit()))) {
+        if let Some(v) = v.as_ref().filter(|v| !super::user::valid_account_name(v) && (v.is_empty() || !v.chars().all(|c| c.is_ascii_digit()))) {
             return Err(args
                 .doc
                 .error(&r.path_of(key), format!("`{key}: {}` is not a user or group name", crate::terminal::printable(v)))

@@ -5,12 +5,13 @@
 
 use crate::error::{Diagnostic, Diagnostics};
 use crate::inventory::{Host, Inventory};
-use crate::resources::host_vars;
-use crate::roles::{find_roles_dir, Roles};
+use crate::project::{Project, Selection};
+use crate::report::VerbReport;
+use crate::runner::control_dir;
 use crate::sh;
 use crate::transport::Connection;
-use crate::secrets::Secrets;
 use anyhow::Context;
+use serde::Serialize;
 use std::path::PathBuf;
 
 /// The role whose hosts hold the database.
@@ -26,7 +27,7 @@ pub struct DbCopyOptions {
 }
 
 /// What was copied.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize)]
 pub struct DbCopyReport {
     pub source: String,
     pub source_db: String,
@@ -43,22 +44,19 @@ struct Side {
 }
 
 fn side(path: &std::path::Path, prefer_replica: bool) -> Result<Side, Diagnostics> {
-    let inventory = Inventory::load(path)?;
-    let roles_dir = find_roles_dir(path).ok_or_else(|| Diagnostic::new(format!("no `roles/` directory found for {}", path.display())))?;
-    let roles = Roles::load(&roles_dir)?;
-    let db_hosts = inventory.group_members(DB_ROLE);
+    let project = Project::load(&Selection { inventory: path.to_path_buf(), ..Default::default() })?;
+    let db_hosts = project.inventory.group_members(DB_ROLE);
     let primary = db_hosts.iter().find(|h| h.primary).or(db_hosts.first()).copied();
     let chosen = if prefer_replica { db_hosts.iter().find(|h| !h.primary).copied().or(primary) } else { primary };
     let host = chosen
         .ok_or_else(|| Diagnostic::new(format!("{} has no host with the `{DB_ROLE}` role", path.display())).help("db-copy copies between the mysql hosts of two inventories"))?
         .clone();
-    let role_names = roles.with_dependencies(&host.roles);
-    let vars = host_vars(&inventory, &host, &roles, &role_names, &Default::default(), &mut Secrets::default())?;
+    let (vars, _) = project.host_vars(&host)?;
     let database = vars
         .get(DB_NAME_VAR)
         .and_then(crate::yaml::scalar_string)
         .ok_or_else(|| Diagnostic::new(format!("host `{}` of {} has no `{DB_NAME_VAR}` variable naming its database", host.name, path.display())))?;
-    Ok(Side { inventory, host, database })
+    Ok(Side { inventory: project.inventory, host, database })
 }
 
 /// Checks both inventories and refuses a production target; connects nowhere.
@@ -80,10 +78,10 @@ fn plan(opts: &DbCopyOptions) -> Result<(Side, Side), Diagnostics> {
 }
 
 /// Runs the copy.
-pub async fn db_copy(opts: &DbCopyOptions) -> Result<anyhow::Result<DbCopyReport>, Diagnostics> {
-    let (source, target) = plan(opts)?;
-    Ok(async {
-        let dir = tempfile::Builder::new().prefix(".pv-ssh-").tempdir_in("/tmp")?;
+pub async fn db_copy(opts: &DbCopyOptions) -> anyhow::Result<DbCopyReport> {
+    let (source, target) = plan(opts).map_err(|e| anyhow::anyhow!("{e}\n\nnothing was copied"))?;
+    {
+        let dir = control_dir()?;
         let src = Connection::connect(&source.host, &source.inventory.ssh, &dir.path().join("src"), false).await?;
         let dst = Connection::connect(&target.host, &target.inventory.ssh, &dir.path().join("dst"), false).await?;
         let dump = sh!("mysqldump --single-transaction --quick --routines --triggers -- {}", source.database);
@@ -99,5 +97,13 @@ pub async fn db_copy(opts: &DbCopyOptions) -> Result<anyhow::Result<DbCopyReport
             bytes: copied?,
         })
     }
-    .await)
+}
+
+impl VerbReport for DbCopyReport {
+    fn ok(&self) -> bool {
+        true
+    }
+    fn closing(&self) -> Vec<(bool, String)> {
+        vec![(false, format!("copied {} ({}) into {} ({}): {} bytes streamed", self.source_db, self.source, self.target_db, self.target, self.bytes))]
+    }
 }

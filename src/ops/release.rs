@@ -1,0 +1,353 @@
+//! `provision release`: the new release on every host that runs or serves the app, behind
+//! a deploy lock, health-checked beside the running one before it takes any traffic, then
+//! switched (all at once or in `--batch`es), restarted and checked again; on a failure
+//! every switched host goes back. The steps are described in docs/release.md; the scripts
+//! are [`crate::release_scripts`], the hosts' settings [`crate::release_hosts`].
+
+use crate::artifact::{artifact, Source};
+use crate::deploy_lock::{controller_name, is_stamp, iso_now, lock_all, random_token, releases_of, utc_stamp, ReleaseTarget};
+use crate::project::Selection;
+use crate::release_hosts::{migration_host, release_hosts, switch_groups, Batch};
+use crate::release_scripts::{abort_script, finish_script, gate_script, header, migrate_script, prepare_script_with, switch_script, upload_payload, Artifact};
+use crate::report::{Reporter, VerbReport};
+use crate::runner::{close_all, connect_all, control_dir, phase, phase_lazy, run, LazyScript};
+use crate::shell::Script;
+use anyhow::{anyhow, Result};
+use serde::Serialize;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// What to release, where.
+#[derive(Debug, Clone)]
+pub struct ReleaseOptions {
+    pub selection: Selection,
+    pub source: Source,
+    /// `--revision`: recorded in REVISION and revisions.log.
+    pub revision: Option<String>,
+    pub forks: usize,
+    /// `--batch`: switch the puma hosts this many (or this share) at a time.
+    pub batch: Option<Batch>,
+}
+
+/// Outcome of `provision release`.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReleaseReport {
+    /// The release's name (its directory under `releases/`).
+    pub release: String,
+    pub revision: String,
+    pub ok: bool,
+    pub rolled_back: bool,
+    pub hosts: Vec<String>,
+    pub seconds: f64,
+}
+
+impl VerbReport for ReleaseReport {
+    fn ok(&self) -> bool {
+        self.ok
+    }
+    fn closing(&self) -> Vec<(bool, String)> {
+        if self.ok {
+            return vec![(false, format!("released in {:.1} s", self.seconds))];
+        }
+        vec![
+            (false, format!("release failed in {:.1} s", self.seconds)),
+            (true, format!("error: release {} failed{}", self.release, if self.rolled_back { "; rolled back to the previous release" } else { "" })),
+        ]
+    }
+}
+
+/// Runs `provision release`. Ok(report) when it ran to an end (with or without rollback);
+/// Err for failures that changed nothing or could not be cleaned up.
+pub async fn release(opts: &ReleaseOptions, reporter: &Reporter) -> Result<ReleaseReport> {
+    let t_start = Instant::now();
+    let (project, hosts, _) = crate::release_hosts::load(&opts.selection)?;
+    let host_names: Vec<String> = hosts.iter().map(|(h, _, _)| h.name.clone()).collect();
+    let limited = !opts.selection.limits.is_empty() || !opts.selection.roles.is_empty();
+    // The migration host is chosen among all release hosts, so that --limit never moves
+    // migrations to another host: a limit that leaves it out runs none.
+    let migrate_name = if !limited {
+        migration_host(&hosts).and_then(|i| hosts.get(i)).map(|(h, _, _)| h.name.clone())
+    } else {
+        let all = release_hosts(&project, &project.inventory.hosts)?;
+        migration_host(&all).and_then(|i| all.get(i)).map(|(h, _, _)| h.name.clone())
+    };
+    let migrate_at = hosts.iter().position(|(h, c, _)| Some(&h.name) == migrate_name.as_ref() && c.migrate.is_some());
+    if migrate_at.is_none() && limited {
+        if let Some(n) = &migrate_name {
+            reporter.event("info", None, &format!("note: migrations run on {n} only, which --limit leaves out: none will run"));
+        }
+    }
+    let art = artifact(&opts.source, opts.revision.as_deref())?;
+    reporter.event("info", None, &format!("release of revision {} (artifact sha256 {}, {} KiB) to {} hosts: {}",
+        art.revision,
+        &art.sha256[..12],
+        art.bytes.len().div_ceil(1024),
+        hosts.len(),
+        host_names.join(" ")));
+    let dir = control_dir()?;
+    let forks = opts.forks;
+    let targets = Arc::new(connect_all(&project.inventory.ssh, hosts, dir.path(), forks).await?);
+    let token = random_token();
+    let who = format!("{}@{}", std::env::var("USER").unwrap_or_else(|_| "root".into()), controller_name());
+    let steps = Steps { targets: &targets, token: &token, who: &who, forks, reporter };
+    let result = steps.release(&art, migrate_at, opts.batch).await;
+    if reporter.verbose > 0 {
+        for t in targets.iter() {
+            reporter.event("host", Some(t.host.name.as_str()), &format!("  {}: {} round trips", t.host.name, t.conn.round_trips()));
+        }
+    }
+    close_all(targets).await;
+    let (release, ok, rolled_back) = result?;
+    Ok(ReleaseReport { release, revision: art.revision, ok, rolled_back, hosts: host_names, seconds: t_start.elapsed().as_secs_f64() })
+}
+
+/// One release's connected hosts and what every step needs.
+struct Steps<'a> {
+    targets: &'a Arc<Vec<ReleaseTarget>>,
+    token: &'a str,
+    who: &'a str,
+    forks: usize,
+    reporter: &'a Reporter,
+}
+
+impl Steps<'_> {
+    /// Every step after connecting: (the release's name, whether it went live, whether a
+    /// failure was rolled back). Err for failures that changed nothing or could not be cleaned up.
+    async fn release(&self, art: &Artifact, migrate_at: Option<usize>, batch: Option<Batch>) -> Result<(String, bool, bool)> {
+        let Steps { targets, token, who, forks, reporter } = *self;
+        let verbose = reporter.verbose > 0;
+        // 1. lock + probe
+        let probes = lock_all(targets, token, who, Some(&art.sha256), forks, reporter).await?;
+        reporter.event("phase", None, &format!("[1/8] deploy lock taken on {} hosts", targets.len()));
+        let mut ts = utc_stamp()?;
+        let newest = probes.iter().flat_map(|o| releases_of(o).0.into_iter().map(|(n, _)| n)).filter(|n| is_stamp(n)).max();
+        if let Some(n) = newest {
+            if n >= ts {
+                // Two releases in one second, or a clock behind the hosts' newest: one past it.
+                ts = (n.parse::<u64>().unwrap_or(0) + 1).to_string();
+            }
+        }
+        let previous: Vec<String> = probes.iter().map(|o| releases_of(o).1).collect();
+
+        let abort = |why: String, ts: Option<String>| async move {
+            let scripts = targets.iter().map(|t| Some(abort_script(&t.cfg, token, ts.as_deref()))).collect();
+            let cleaned = phase(targets, scripts, Duration::from_secs(120), forks).await;
+            // Say only what is true: a host that could not be cleaned keeps the lock until it expires.
+            let left: Vec<String> = cleaned
+                .iter()
+                .enumerate()
+                .filter_map(|(i, r)| match r {
+                    Some(Ok(o)) if o.mark("unlocked").is_some() => None,
+                    Some(Ok(o)) => Some(format!("{}: {}", targets[i].host.name, o.why())),
+                    Some(Err(e)) => Some(format!("{}: {e:#}", targets[i].host.name)),
+                    None => None,
+                })
+                .collect();
+            if left.is_empty() {
+                anyhow!("{why}\nthe release was removed again and the lock released; `current` was not changed on any host")
+            } else {
+                anyhow!(
+                    "{why}\n`current` was not changed on any host; the release could not be removed and the lock not released on:\n  {}\n(the lock expires after deploy_lock_ttl)",
+                    left.join("\n  ")
+                )
+            }
+        };
+
+        // 2-3. upload, unpack, shared links
+        let t = Instant::now();
+        let uploaded: Vec<String> = targets.iter().zip(&probes).filter(|(_, p)| p.mark("have-artifact").is_none()).map(|(t, _)| t.host.name.clone()).collect();
+        let payload = Arc::new(if uploaded.is_empty() { Script::new() } else { upload_payload(&art.bytes) });
+        let scripts: Vec<Option<LazyScript>> = targets
+            .iter()
+            .zip(&probes)
+            .map(|(tg, p)| {
+                let (cfg, ts, sha, rev, payload) = (tg.cfg.clone(), ts.clone(), art.sha256.clone(), art.revision.clone(), payload.clone());
+                let upload = p.mark("have-artifact").is_none();
+                Some(Box::new(move || prepare_script_with(&cfg, &ts, &sha, &rev, upload.then_some(&*payload))) as LazyScript)
+            })
+            .collect();
+        // At most 4 uploads at once: each holds its own copy of the script in memory.
+        let prepared = phase_lazy(targets, scripts, Duration::from_secs(1800), forks.min(4)).await;
+        let mut failures = Vec::new();
+        for (i, r) in prepared.iter().enumerate() {
+            let name = &targets[i].host.name;
+            match r {
+                Some(Ok(o)) if o.mark("prepared").is_some() => {
+                    for n in o.marks_of("note") {
+                        reporter.event("host", Some(name.as_str()), &format!("  {name}: note: {n}"));
+                    }
+                }
+                Some(Ok(o)) => failures.push(format!("{name}: {}", o.why())),
+                Some(Err(e)) => failures.push(format!("{name}: {e:#}")),
+                None => failures.push(format!("{name}: not run")),
+            }
+        }
+        reporter.event("phase", None, &format!("[2/8] artifact uploaded to {} ({} already had it); unpacked to releases/{ts} in {} ms",
+            if uploaded.is_empty() { "no host".to_string() } else { uploaded.join(" ") },
+            targets.len() - uploaded.len(),
+            t.elapsed().as_millis()));
+        if !failures.is_empty() {
+            return Err(abort(format!("preparing the release failed:\n  {}", failures.join("\n  ")), Some(ts.clone())).await);
+        }
+        let cfg0 = &targets[0].cfg;
+        reporter.event("phase", None, &format!("[3/8] shared links: {}", cfg0.linked_files.iter().chain(&cfg0.linked_dirs).cloned().collect::<Vec<_>>().join(" ")));
+
+        // 4. migrations on the one primary
+        match migrate_at.and_then(|i| targets.get(i)) {
+            Some(t) => {
+                let cmd = t.cfg.migrate.clone().unwrap_or_default();
+                let why = if t.host.primary { "the primary" } else { "the first puma host: no release host is flagged primary" };
+                reporter.event("phase", None, &format!("[4/8] migrations on {} ({why}): {}", t.host.name, t.secrets.redact(&cmd)));
+                // `release_migrate` is the role's code (a variable of its defaults, or the
+                // inventory's on purpose): it runs as written.
+                let o = run(t, &migrate_script(&t.cfg, &ts, &Script::user_code(cmd.clone())), Duration::from_secs(3600), Some(reporter)).await;
+                match o {
+                    Ok(o) if o.status == Some(0) => {}
+                    Ok(o) => return Err(abort(format!("the migration failed on {}: {}", t.host.name, o.why()), Some(ts.clone())).await),
+                    Err(e) => return Err(abort(format!("the migration failed on {}: {e:#}", t.host.name), Some(ts.clone())).await),
+                }
+            }
+            None => reporter.event("phase", None, "[4/8] migrations: none (no `release_migrate` for the primary host, or --limit leaves it out)"),
+        }
+
+        // 5. the health gate: on every puma host the new release runs beside the old one, on a
+        // loopback port, and must answer the health check before anything is switched anywhere.
+        let t = Instant::now();
+        let scripts = targets.iter().map(|tg| tg.cfg.gate.as_ref().map(|_| gate_script(&tg.cfg, &ts))).collect();
+        let gated = phase(targets, scripts, Duration::from_secs(900), forks).await;
+        let mut failures = Vec::new();
+        let mut passed = 0;
+        for (i, r) in gated.iter().enumerate() {
+            let (name, secrets) = (&targets[i].host.name, &targets[i].secrets);
+            match r {
+                None => {}
+                Some(Ok(o)) if o.mark("healthy").is_some() => {
+                    passed += 1;
+                    if verbose {
+                        reporter.event("host", Some(name.as_str()), &format!("  {name}: {}", o.mark("healthy").unwrap_or_default()));
+                    }
+                }
+                Some(Ok(o)) => {
+                    let mut f = format!("{name}: {}", o.mark("gate-failed").map(str::to_string).unwrap_or_else(|| o.why()));
+                    f.push_str("\n    the candidate's last log lines:");
+                    for l in o.marks_of("gate-log") {
+                        f.push_str(&format!("\n    | {}", crate::terminal::printable(&secrets.redact_error(l))));
+                    }
+                    failures.push(f);
+                }
+                Some(Err(e)) => failures.push(format!("{name}: {e:#}")),
+            }
+        }
+        if passed > 0 || !failures.is_empty() {
+            reporter.event("phase", None, &format!("[5/8] health gate: the new release answered on {passed} puma hosts before taking traffic ({} ms)", t.elapsed().as_millis()));
+        }
+        if !failures.is_empty() {
+            return Err(abort(
+                format!("the new release failed its health gate, so it took no traffic:\n  {}", failures.join("\n  ")),
+                Some(ts.clone()),
+            )
+            .await);
+        }
+
+        // 6-7. switch, restart, health: puma hosts batch by batch (all at once by default), the
+        // others (sidekiq, faye) after every puma batch is healthy.
+        let t = Instant::now();
+        let is_puma: Vec<bool> = targets.iter().map(|tg| !tg.cfg.puma.is_empty()).collect();
+        let groups = switch_groups(&is_puma, batch);
+        let mut switched: Vec<usize> = Vec::new();
+        let mut failures = Vec::new();
+        for (g, group) in groups.iter().enumerate() {
+            let scripts = targets.iter().enumerate().map(|(i, tg)| group.contains(&i).then(|| switch_script(&tg.cfg, &ts, true))).collect();
+            let results = phase(targets, scripts, Duration::from_secs(900), forks).await;
+            switched.extend(group);
+            for &i in group {
+                let name = &targets[i].host.name;
+                match &results[i] {
+                    Some(Ok(o)) => {
+                        for s in o.marks_of("step") {
+                            if verbose || !s.starts_with("current") {
+                                reporter.event("host", Some(name.as_str()), &format!("  {name}: {s}"));
+                            }
+                        }
+                        if let Some(h) = o.mark("healthy") {
+                            reporter.event("host", Some(name.as_str()), &format!("  {name}: healthy: {h}"));
+                        }
+                        if o.mark("switched").is_none() {
+                            failures.push(format!("{name}: {}", o.why()));
+                        }
+                    }
+                    Some(Err(e)) => failures.push(format!("{name}: {e:#}")),
+                    None => failures.push(format!("{name}: not run")),
+                }
+            }
+            if groups.len() > 1 {
+                let names: Vec<&str> = group.iter().map(|&i| targets[i].host.name.as_str()).collect();
+                reporter.event("info", None, &format!("  batch {}/{}: {} {}", g + 1, groups.len(), names.join(" "), if failures.is_empty() { "switched and healthy" } else { "FAILED" }));
+            }
+            if !failures.is_empty() {
+                break;
+            }
+        }
+        reporter.event("phase", None, &format!("[6-7/8] current -> releases/{ts} on {} of {} hosts, restarted, health checked in {} ms", switched.len(), targets.len(), t.elapsed().as_millis()));
+        if !failures.is_empty() {
+            reporter.event("info", None, &format!("release {ts} FAILED:\n  {}", failures.join("\n  ")));
+            reporter.event("info", None, "rolling back every switched host to its previous release");
+            let scripts = targets
+                .iter()
+                .zip(&previous)
+                .enumerate()
+                .map(|(i, (tg, prev))| {
+                    let mut s = header(&tg.cfg);
+                    if !switched.contains(&i) {
+                        // Never switched: only the new release goes.
+                        s.push(crate::sh!("rm -rf \"$D/releases/\"{}\necho '@@PV switched'\n", ts));
+                        return Some(s);
+                    }
+                    if prev.is_empty() {
+                        s.push(crate::sh!("echo '@@PV failed no previous release to return to'\n"));
+                        return Some(s);
+                    }
+                    let mut s = switch_script(&tg.cfg, prev, true);
+                    s.push(crate::sh!("rm -rf \"$D/releases/\"{}\n", ts));
+                    Some(s)
+                })
+                .collect();
+            let back = phase(targets, scripts, Duration::from_secs(900), forks).await;
+            let mut rb_fail = Vec::new();
+            for (i, r) in back.iter().enumerate() {
+                let name = &targets[i].host.name;
+                match r {
+                    Some(Ok(o)) if o.mark("switched").is_some() && switched.contains(&i) => reporter.event("host", Some(name.as_str()), &format!("  {name}: back on releases/{}", previous[i])),
+                    Some(Ok(o)) if o.mark("switched").is_some() => {}
+                    Some(Ok(o)) => rb_fail.push(format!("{name}: {}", o.why())),
+                    Some(Err(e)) => rb_fail.push(format!("{name}: {e:#}")),
+                    None => {}
+                }
+            }
+            let line = format!("{} release {ts} (revision {}) failed its health check by {who}; rolled back", iso_now(), art.revision);
+            let scripts = targets.iter().map(|tg| Some(finish_script(&tg.cfg, token, &line, false))).collect();
+            phase(targets, scripts, Duration::from_secs(120), forks).await;
+            if !rb_fail.is_empty() {
+                reporter.event("info", None, &format!("ROLLBACK FAILED on:\n  {}", rb_fail.join("\n  ")));
+            } else {
+                reporter.event("info", None, "rolled back: every host is on its previous release again");
+            }
+            return Ok((ts, false, rb_fail.is_empty()));
+        }
+
+        // 8. revisions log, cleanup, unlock
+        let line = format!("{} release {ts} (revision {}, sha256 {}) deployed by {who}", iso_now(), art.revision, art.sha256);
+        let scripts = targets.iter().map(|tg| Some(finish_script(&tg.cfg, token, &line, true))).collect();
+        let finished = phase(targets, scripts, Duration::from_secs(300), forks).await;
+        let mut removed = 0;
+        for (i, r) in finished.iter().enumerate() {
+            match r {
+                Some(Ok(o)) => removed += o.marks_of("removed").count(),
+                Some(Err(e)) => reporter.event("host", Some(targets[i].host.name.as_str()), &format!("  {}: finishing failed: {e:#}", targets[i].host.name)),
+                None => {}
+            }
+        }
+        reporter.event("phase", None, &format!("[8/8] revisions.log appended; {removed} old release dir(s) removed (keep_releases {})", targets[0].cfg.keep_releases));
+        Ok((ts, true, false))
+    }
+}

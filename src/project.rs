@@ -1,0 +1,108 @@
+//! The project: an inventory, the roles beside it and the `-e` variables, loaded once by
+//! [`Project::load`] for every verb, with the hosts a [`Selection`] picks. Nothing connects.
+
+use crate::error::{Diagnostic, Diagnostics, Location};
+use crate::inventory::{Host, Inventory};
+use crate::resources::{check_host_roles, lower_host, HostResources};
+use crate::roles::{find_roles_dir, Roles};
+use crate::vars::{parse_extra_vars, Secrets};
+use serde_yaml::Mapping;
+use std::path::PathBuf;
+
+/// What to load and which hosts: the inventory, `--limit`, `--role` and `-e`, the same for
+/// every verb.
+#[derive(Debug, Clone, Default)]
+pub struct Selection {
+    pub inventory: PathBuf,
+    /// Only hosts that have one of these roles (converge also applies only these roles).
+    pub roles: Vec<String>,
+    /// Only these hosts or groups.
+    pub limits: Vec<String>,
+    /// `KEY=VALUE`, over every other variable.
+    pub extra_vars: Vec<String>,
+}
+
+/// A loaded project.
+pub struct Project {
+    pub inventory: Inventory,
+    pub roles: Roles,
+    /// The `-e` variables.
+    pub extra: Mapping,
+    pub selection: Selection,
+    /// The selected hosts, in inventory order.
+    pub hosts: Vec<Host>,
+}
+
+impl Project {
+    /// Loads the inventory, the roles (beside or above the inventory, else `./roles`) and
+    /// `-e`, and selects the hosts. Every input error is returned at once, each with its
+    /// file and line.
+    pub fn load(selection: &Selection) -> Result<Project, Diagnostics> {
+        let inventory = Inventory::load(&selection.inventory)?;
+        let roles_dir = find_roles_dir(&selection.inventory).ok_or_else(|| {
+            Diagnostic::new("no `roles/` directory found beside or above the inventory, nor in the current directory")
+                .at(Location::file(&selection.inventory))
+                .help("run provision from the project's directory, which holds roles/ and inventories/")
+        })?;
+        let roles = Roles::load(&roles_dir)?;
+        let extra = parse_extra_vars(&selection.extra_vars).map_err(Diagnostic::new)?;
+        let mut errors = Diagnostics::default();
+        for host in &inventory.hosts {
+            if let Err(e) = check_host_roles(&inventory, host, &roles) {
+                errors.0.extend(e.0);
+            }
+        }
+        for r in &selection.roles {
+            if roles.get(r).is_none() {
+                errors.push(Diagnostic::new(format!("`--role {r}`: no such role")).did_you_mean(r, roles.roles.keys().map(String::as_str)));
+            }
+        }
+        let hosts: Vec<Host> = match inventory.limited(&selection.limits) {
+            Ok(hosts) => hosts
+                .into_iter()
+                .filter(|h| selection.roles.is_empty() || h.roles.iter().any(|r| selection.roles.contains(r)))
+                .cloned()
+                .collect(),
+            Err(e) => {
+                errors.0.extend(e.0);
+                Vec::new()
+            }
+        };
+        errors.into_result()?;
+        Ok(Project { inventory, roles, extra, selection: selection.clone(), hosts })
+    }
+
+    /// The merged variables of `host` (role defaults of its roles and their dependencies <
+    /// inventory < host < `-e`), and the secrets to redact from its output.
+    pub fn host_vars(&self, host: &Host) -> Result<(Mapping, Secrets), Diagnostics> {
+        let mut secrets = self.inventory.secrets.clone();
+        let role_names = self.roles.with_dependencies(&host.roles);
+        let vars = crate::resources::host_vars(&self.inventory, host, &self.roles, &role_names, &self.extra, &mut secrets)?;
+        Ok((vars, secrets))
+    }
+
+    /// Every selected host's resources (its roles, or only `--role`'s), all errors at once.
+    pub fn lower(&self) -> Result<Vec<(Host, HostResources)>, Diagnostics> {
+        let mut errors = Diagnostics::default();
+        let mut out = Vec::new();
+        for host in &self.hosts {
+            match lower_host(&self.inventory, host, &self.roles, &self.extra, &self.selection.roles) {
+                Ok(res) => out.push((host.clone(), res)),
+                Err(e) => {
+                    for d in e.0 {
+                        if !errors.0.contains(&d) {
+                            errors.push(d);
+                        }
+                    }
+                }
+            }
+        }
+        errors.into_result()?;
+        Ok(out)
+    }
+
+    /// Errors when a host can't be connected to (placeholder address, unset `!env`).
+    pub fn preflight<'a>(&self, hosts: impl IntoIterator<Item = &'a Host>, secrets: &'a Secrets) -> Result<(), Diagnostics> {
+        self.inventory.preflight(hosts, &secrets.missing_env)
+    }
+}
