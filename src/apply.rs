@@ -4,7 +4,7 @@
 //! every change is reported as it is made. All packages go in one `apt-get install`.
 
 use crate::plan::{Change, Step};
-use crate::probe::{JOURNAL, LOCK_DIR, STATE_DIR};
+use crate::probe::{JOURNAL, LOCK_DIR, RUN_DIR_PREFIX, STATE_DIR};
 
 /// Where the lockout canary keeps the previous versions of login files and the script that
 /// puts them back.
@@ -63,10 +63,12 @@ rm -rf {}; mkdir {} 2>/dev/null || {{ echo \"@@PV locked $(cat {} 2>/dev/null)\"
     // A run killed before its EXIT trap left its temp directory (perhaps with a secret's
     // stdin in it): ours are cleaned here, under the lock, when their process is gone.
     s.push(sh!(
-        "for pv_old in /tmp/.pv-run.*; do [ -d \"$pv_old\" ] || continue; pv_op=$(cat \"$pv_old/pid\" 2>/dev/null); if [ -z \"$pv_op\" ] || ! kill -0 \"$pv_op\" 2>/dev/null; then rm -rf -- \"$pv_old\"; fi; done\n"
+        "for pv_old in {}.*; do [ -d \"$pv_old\" ] || continue; pv_op=$(cat \"$pv_old/pid\" 2>/dev/null); if [ -z \"$pv_op\" ] || ! kill -0 \"$pv_op\" 2>/dev/null; then rm -rf -- \"$pv_old\"; fi; done\n",
+        RUN_DIR_PREFIX
     ));
     s.push(sh!(
-        "PV_RUN=$(mktemp -d /tmp/.pv-run.XXXXXX) || exit 1; export PV_RUN; echo \"$$\" > \"$PV_RUN/pid\"\ntrap 'rm -rf \"$PV_RUN\" {}' EXIT\n",
+        "PV_RUN=$(mktemp -d {}.XXXXXX) || exit 1; export PV_RUN; echo \"$$\" > \"$PV_RUN/pid\"\ntrap 'rm -rf \"$PV_RUN\" {}' EXIT\n",
+        RUN_DIR_PREFIX,
         LOCK_DIR
     ));
     s.push(sh!(

@@ -176,6 +176,8 @@ pub struct Facts {
     pub pending_handlers: Vec<String>,
     /// A run in progress on the host, as `pid@host since` written by its lock, if any.
     pub lock_holder: Option<String>,
+    /// A killed run's lock or temp directory is still on the host.
+    pub stale_leftovers: bool,
 }
 
 impl Facts {

@@ -17,6 +17,9 @@ pub const JOURNAL: &str = "/var/lib/provision/pending-handlers";
 /// The per-host run lock (a directory, created atomically with mkdir).
 pub const LOCK_DIR: &str = "/var/lib/provision/lock";
 
+/// Each apply run's temp directory is `RUN_DIR_PREFIX.XXXXXX`.
+pub const RUN_DIR_PREFIX: &str = "/tmp/.pv-run";
+
 /// Files larger than this are compared by hash only; their diff is not shown.
 pub const MAX_DIFF_BYTES: u64 = 256 * 1024;
 
@@ -28,6 +31,15 @@ pub fn script(req: &FactRequest) -> Script {
     s.push(sh!("exec 2>/dev/null\n"));
     s.push(sh!("{}cat {}\n", mark("lock"), format!("{LOCK_DIR}/owner")));
     s.push(sh!("{}cat {}\n", mark("journal"), JOURNAL));
+    // What a killed run left behind: a lock whose holder is gone, a temp directory whose
+    // process is gone (a secret's stdin may be in one). A run with nothing to change still
+    // cleans them, so a converged host keeps no secret in /tmp.
+    s.push(sh!(
+        "{}pv_o=$(cat {}) && {{ kill -0 \"${{pv_o%% *}}\" || echo stale; }}\nfor pv_d in {}.*; do [ -d \"$pv_d\" ] || continue; pv_p=$(cat \"$pv_d/pid\"); {{ [ -n \"$pv_p\" ] && kill -0 \"$pv_p\"; }} || echo stale; done\n",
+        mark("leftovers"),
+        format!("{LOCK_DIR}/owner"),
+        RUN_DIR_PREFIX
+    ));
 
     if !req.paths.is_empty() {
         // Every path is absolute (checked when tasks are lowered); `./` keeps one that is
@@ -134,6 +146,7 @@ pub fn parse(output: &str) -> Facts {
         }
         match section.as_str() {
             "lock" if !line.trim().is_empty() => facts.lock_holder = Some(line.trim().to_string()),
+            "leftovers" if line.trim() == "stale" => facts.stale_leftovers = true,
             "journal" => {
                 let h = line.trim();
                 if !h.is_empty() && !facts.pending_handlers.iter().any(|x| x == h) {

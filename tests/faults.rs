@@ -91,6 +91,18 @@ fn sigkill_at_random_moments_never_leaves_a_partial_file_and_reruns_converge() {
     // The killed runs' temp directories (a secret's stdin may be in one) and lock are gone.
     assert_eq!(ssh(H, "ls -d /tmp/.pv-run.* 2>/dev/null | wc -l; test -e /var/lib/provision/lock && echo locked || echo unlocked"), "0\nunlocked\n");
     assert_eq!(ssh(H, "ls -A /srv/pv-crash | grep -c '^\\.pv' || true"), "0\n", "temp files left behind");
+    // A kill after the last change but before the run's EXIT trap leaves a lock and a temp
+    // directory on a converged host: a run with nothing to change still removes them; --check
+    // leaves them alone (it changes nothing).
+    let plant = "dead=$(sh -c 'echo $$'); mkdir -p /var/lib/provision/lock /tmp/.pv-run.planted && echo \"$dead provision on x at 1\" > /var/lib/provision/lock/owner && echo $dead > /tmp/.pv-run.planted/pid && echo secret > /tmp/.pv-run.planted/stdin";
+    let leftovers = "ls -d /tmp/.pv-run.* 2>/dev/null | wc -l; test -e /var/lib/provision/lock && echo locked || echo unlocked";
+    ssh(H, plant);
+    let r = p.run(&["--check"]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert_eq!(ssh(H, leftovers), "1\nlocked\n", "--check touched the host");
+    let r = p.run(&["--format", "json"]);
+    assert_eq!((r.code, r.changes()), (0, 0), "{}", r.all());
+    assert_eq!(ssh(H, leftovers), "0\nunlocked\n", "a run with nothing to change left a killed run's leftovers");
 }
 
 fn crate_sha(text: &str) -> String {

@@ -168,6 +168,17 @@ pub(super) async fn converge_host_with(host: Host, res: HostResources, ssh: &Ssh
         }
         reporter.planned(&plan, &secrets);
         report.changes = plan.changes.iter().map(|c| ChangeResult { change: redact_change(c), status: "planned".into(), error: None }).collect();
+        if !check && facts.stale_leftovers {
+            // Nothing to change, but a killed run left its lock or temp directory: the apply
+            // script with no changes takes the stale lock over, cleans, and releases it.
+            let cleaned = conn.run_script(&apply::script(&[], who), DEFAULT_COMMAND_TIMEOUT).await;
+            let note = match cleaned {
+                Ok(o) if o.status == Some(0) => "removed what a killed run left behind (its lock, its temp directory)".to_string(),
+                Ok(o) => format!("note: could not clean what a killed run left behind (exit status {:?})", o.status),
+                Err(e) => format!("note: could not clean what a killed run left behind: {}", secrets.redact(&format!("{e:#}"))),
+            };
+            reporter.note(&host.name, &note);
+        }
     } else {
         let t = Instant::now();
         let script = apply::script(&plan.changes, who);
