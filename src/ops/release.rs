@@ -10,7 +10,7 @@ use crate::project::Selection;
 use crate::release_hosts::{migration_host, release_hosts, switch_groups, Batch};
 use crate::release_scripts::{abort_script, finish_script, gate_script, header, migrate_script, prepare_script_with, switch_script, upload_payload, Artifact};
 use crate::report::{Reporter, VerbReport};
-use crate::runner::{close_all, connect_all, control_dir, phase, phase_lazy, run, LazyScript};
+use crate::runner::{close_all, connect_all, control_dir, phase, phase_lazy, run, LazyScript, Out};
 use crate::shell::Script;
 use anyhow::{anyhow, Result};
 use serde::Serialize;
@@ -114,60 +114,78 @@ impl Steps<'_> {
     /// Every step after connecting: (the release's name, whether it went live, whether a
     /// failure was rolled back). Err for failures that changed nothing or could not be cleaned up.
     async fn release(&self, art: &Artifact, migrate_at: Option<usize>, batch: Option<Batch>) -> Result<(String, bool, bool)> {
-        let Steps { targets, token, who, forks, reporter } = *self;
-        let verbose = reporter.verbose > 0;
         // 1. lock + probe
-        let probes = lock_all(targets, token, who, Some(&art.sha256), forks, reporter).await?;
-        reporter.event("phase", None, &format!("[1/8] deploy lock taken on {} hosts", targets.len()));
-        let mut ts = utc_stamp()?;
-        let newest = probes.iter().flat_map(|o| releases_of(o).0.into_iter().map(|(n, _)| n)).filter(|n| is_stamp(n)).max();
-        if let Some(n) = newest {
-            if n >= ts {
-                // Two releases in one second, or a clock behind the hosts' newest: one past it.
-                ts = (n.parse::<u64>().unwrap_or(0) + 1).to_string();
-            }
-        }
+        let probes = lock_all(self.targets, self.token, self.who, Some(&art.sha256), self.forks, self.reporter).await?;
+        self.reporter.event("phase", None, &format!("[1/8] deploy lock taken on {} hosts", self.targets.len()));
+        let ts = release_name(&probes)?;
         let previous: Vec<String> = probes.iter().map(|o| releases_of(o).1).collect();
-
-        let abort = |why: String, ts: Option<String>| async move {
-            let scripts = targets.iter().map(|t| Some(abort_script(&t.cfg, token, ts.as_deref()))).collect();
-            let cleaned = phase(targets, scripts, Duration::from_secs(120), forks).await;
-            // Say only what is true: a host that could not be cleaned keeps the lock until it expires.
-            let left: Vec<String> = cleaned
-                .iter()
-                .enumerate()
-                .filter_map(|(i, r)| match r {
-                    Some(Ok(o)) if o.mark("unlocked").is_some() => None,
-                    Some(Ok(o)) => Some(format!("{}: {}", targets[i].host.name, o.why())),
-                    Some(Err(e)) => Some(format!("{}: {e:#}", targets[i].host.name)),
-                    None => None,
-                })
-                .collect();
-            if left.is_empty() {
-                anyhow!("{why}\nthe release was removed again and the lock released; `current` was not changed on any host")
-            } else {
-                anyhow!(
-                    "{why}\n`current` was not changed on any host; the release could not be removed and the lock not released on:\n  {}\n(the lock expires after deploy_lock_ttl)",
-                    left.join("\n  ")
-                )
-            }
-        };
-
         // 2-3. upload, unpack, shared links
+        if let Err(why) = self.prepare(art, &probes, &ts).await {
+            return Err(self.abort(why, Some(&ts)).await);
+        }
+        // 4. migrations on the one primary
+        if let Err(why) = self.migrate(migrate_at, &ts).await {
+            return Err(self.abort(why, Some(&ts)).await);
+        }
+        // 5. the health gate, before anything takes traffic
+        if let Err(why) = self.gate(&ts).await {
+            return Err(self.abort(why, Some(&ts)).await);
+        }
+        // 6-7. switch, restart, health
+        let (switched, failures) = self.switch(&ts, batch).await;
+        if !failures.is_empty() {
+            let rolled_back = self.roll_back(art, &ts, &previous, &switched, &failures).await;
+            return Ok((ts, false, rolled_back));
+        }
+        // 8. revisions log, cleanup, unlock
+        self.finish(art, &ts).await;
+        Ok((ts, true, false))
+    }
+
+    /// A failure before any switch: the new release is removed and the locks released. The
+    /// error says only what is true: a host that could not be cleaned keeps the lock until it expires.
+    async fn abort(&self, why: String, ts: Option<&str>) -> anyhow::Error {
+        let targets = self.targets;
+        let scripts = targets.iter().map(|t| Some(abort_script(&t.cfg, self.token, ts))).collect();
+        let cleaned = phase(targets, scripts, Duration::from_secs(120), self.forks).await;
+        let left: Vec<String> = cleaned
+            .iter()
+            .enumerate()
+            .filter_map(|(i, r)| match r {
+                Some(Ok(o)) if o.mark("unlocked").is_some() => None,
+                Some(Ok(o)) => Some(format!("{}: {}", targets[i].host.name, o.why())),
+                Some(Err(e)) => Some(format!("{}: {e:#}", targets[i].host.name)),
+                None => None,
+            })
+            .collect();
+        if left.is_empty() {
+            anyhow!("{why}\nthe release was removed again and the lock released; `current` was not changed on any host")
+        } else {
+            anyhow!(
+                "{why}\n`current` was not changed on any host; the release could not be removed and the lock not released on:\n  {}\n(the lock expires after deploy_lock_ttl)",
+                left.join("\n  ")
+            )
+        }
+    }
+
+    /// Uploads the artifact where it is missing, unpacks it to releases/TS and links the
+    /// shared files. Err: why, for the abort.
+    async fn prepare(&self, art: &Artifact, probes: &[Out], ts: &str) -> std::result::Result<(), String> {
+        let (targets, reporter) = (self.targets, self.reporter);
         let t = Instant::now();
-        let uploaded: Vec<String> = targets.iter().zip(&probes).filter(|(_, p)| p.mark("have-artifact").is_none()).map(|(t, _)| t.host.name.clone()).collect();
+        let uploaded: Vec<String> = targets.iter().zip(probes).filter(|(_, p)| p.mark("have-artifact").is_none()).map(|(t, _)| t.host.name.clone()).collect();
         let payload = Arc::new(if uploaded.is_empty() { Script::new() } else { upload_payload(&art.bytes) });
         let scripts: Vec<Option<LazyScript>> = targets
             .iter()
-            .zip(&probes)
+            .zip(probes)
             .map(|(tg, p)| {
-                let (cfg, ts, sha, rev, payload) = (tg.cfg.clone(), ts.clone(), art.sha256.clone(), art.revision.clone(), payload.clone());
+                let (cfg, ts, sha, rev, payload) = (tg.cfg.clone(), ts.to_string(), art.sha256.clone(), art.revision.clone(), payload.clone());
                 let upload = p.mark("have-artifact").is_none();
                 Some(Box::new(move || prepare_script_with(&cfg, &ts, &sha, &rev, upload.then_some(&*payload))) as LazyScript)
             })
             .collect();
         // At most 4 uploads at once: each holds its own copy of the script in memory.
-        let prepared = phase_lazy(targets, scripts, Duration::from_secs(1800), forks.min(4)).await;
+        let prepared = phase_lazy(targets, scripts, Duration::from_secs(1800), self.forks.min(4)).await;
         let mut failures = Vec::new();
         for (i, r) in prepared.iter().enumerate() {
             let name = &targets[i].host.name;
@@ -187,34 +205,40 @@ impl Steps<'_> {
             targets.len() - uploaded.len(),
             t.elapsed().as_millis()));
         if !failures.is_empty() {
-            return Err(abort(format!("preparing the release failed:\n  {}", failures.join("\n  ")), Some(ts.clone())).await);
+            return Err(format!("preparing the release failed:\n  {}", failures.join("\n  ")));
         }
         let cfg0 = &targets[0].cfg;
         reporter.event("phase", None, &format!("[3/8] shared links: {}", cfg0.linked_files.iter().chain(&cfg0.linked_dirs).cloned().collect::<Vec<_>>().join(" ")));
+        Ok(())
+    }
 
-        // 4. migrations on the one primary
-        match migrate_at.and_then(|i| targets.get(i)) {
-            Some(t) => {
-                let cmd = t.cfg.migrate.clone().unwrap_or_default();
-                let why = if t.host.primary { "the primary" } else { "the first puma host: no release host is flagged primary" };
-                reporter.event("phase", None, &format!("[4/8] migrations on {} ({why}): {}", t.host.name, t.secrets.redact(&cmd)));
-                // `release_migrate` is the role's code (a variable of its defaults, or the
-                // inventory's on purpose): it runs as written.
-                let o = run(t, &migrate_script(&t.cfg, &ts, &Script::user_code(cmd.clone())), Duration::from_secs(3600), Some(reporter)).await;
-                match o {
-                    Ok(o) if o.status == Some(0) => {}
-                    Ok(o) => return Err(abort(format!("the migration failed on {}: {}", t.host.name, o.why()), Some(ts.clone())).await),
-                    Err(e) => return Err(abort(format!("the migration failed on {}: {e:#}", t.host.name), Some(ts.clone())).await),
-                }
-            }
-            None => reporter.event("phase", None, "[4/8] migrations: none (no `release_migrate` for the primary host, or --limit leaves it out)"),
+    /// Runs the migrations on the one migration host, if any. Err: why, for the abort.
+    async fn migrate(&self, migrate_at: Option<usize>, ts: &str) -> std::result::Result<(), String> {
+        let reporter = self.reporter;
+        let Some(t) = migrate_at.and_then(|i| self.targets.get(i)) else {
+            reporter.event("phase", None, "[4/8] migrations: none (no `release_migrate` for the primary host, or --limit leaves it out)");
+            return Ok(());
+        };
+        let cmd = t.cfg.migrate.clone().unwrap_or_default();
+        let why = if t.host.primary { "the primary" } else { "the first puma host: no release host is flagged primary" };
+        reporter.event("phase", None, &format!("[4/8] migrations on {} ({why}): {}", t.host.name, t.secrets.redact(&cmd)));
+        // `release_migrate` is the role's code (a variable of its defaults, or the
+        // inventory's on purpose): it runs as written.
+        match run(t, &migrate_script(&t.cfg, ts, &Script::user_code(cmd.clone())), Duration::from_secs(3600), Some(reporter)).await {
+            Ok(o) if o.status == Some(0) => Ok(()),
+            Ok(o) => Err(format!("the migration failed on {}: {}", t.host.name, o.why())),
+            Err(e) => Err(format!("the migration failed on {}: {e:#}", t.host.name)),
         }
+    }
 
-        // 5. the health gate: on every puma host the new release runs beside the old one, on a
-        // loopback port, and must answer the health check before anything is switched anywhere.
+    /// On every puma host the new release runs beside the old one, on a loopback port, and
+    /// must answer the health check before anything is switched anywhere. Err: why, with the
+    /// failing candidates' last log lines, for the abort.
+    async fn gate(&self, ts: &str) -> std::result::Result<(), String> {
+        let (targets, reporter) = (self.targets, self.reporter);
         let t = Instant::now();
-        let scripts = targets.iter().map(|tg| tg.cfg.gate.as_ref().map(|_| gate_script(&tg.cfg, &ts))).collect();
-        let gated = phase(targets, scripts, Duration::from_secs(900), forks).await;
+        let scripts = targets.iter().map(|tg| tg.cfg.gate.as_ref().map(|_| gate_script(&tg.cfg, ts))).collect();
+        let gated = phase(targets, scripts, Duration::from_secs(900), self.forks).await;
         let mut failures = Vec::new();
         let mut passed = 0;
         for (i, r) in gated.iter().enumerate() {
@@ -223,7 +247,7 @@ impl Steps<'_> {
                 None => {}
                 Some(Ok(o)) if o.mark("healthy").is_some() => {
                     passed += 1;
-                    if verbose {
+                    if reporter.verbose > 0 {
                         reporter.event("host", Some(name.as_str()), &format!("  {name}: {}", o.mark("healthy").unwrap_or_default()));
                     }
                 }
@@ -241,31 +265,33 @@ impl Steps<'_> {
         if passed > 0 || !failures.is_empty() {
             reporter.event("phase", None, &format!("[5/8] health gate: the new release answered on {passed} puma hosts before taking traffic ({} ms)", t.elapsed().as_millis()));
         }
-        if !failures.is_empty() {
-            return Err(abort(
-                format!("the new release failed its health gate, so it took no traffic:\n  {}", failures.join("\n  ")),
-                Some(ts.clone()),
-            )
-            .await);
+        if failures.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("the new release failed its health gate, so it took no traffic:\n  {}", failures.join("\n  ")))
         }
+    }
 
-        // 6-7. switch, restart, health: puma hosts batch by batch (all at once by default), the
-        // others (sidekiq, faye) after every puma batch is healthy.
+    /// Switches `current`, restarts and health-checks: puma hosts batch by batch (all at once
+    /// by default), the others (sidekiq, faye) after every puma batch is healthy. Stops at the
+    /// first failing batch. (the hosts switched, the failures).
+    async fn switch(&self, ts: &str, batch: Option<Batch>) -> (Vec<usize>, Vec<String>) {
+        let (targets, reporter) = (self.targets, self.reporter);
         let t = Instant::now();
         let is_puma: Vec<bool> = targets.iter().map(|tg| !tg.cfg.puma.is_empty()).collect();
         let groups = switch_groups(&is_puma, batch);
         let mut switched: Vec<usize> = Vec::new();
         let mut failures = Vec::new();
         for (g, group) in groups.iter().enumerate() {
-            let scripts = targets.iter().enumerate().map(|(i, tg)| group.contains(&i).then(|| switch_script(&tg.cfg, &ts, true))).collect();
-            let results = phase(targets, scripts, Duration::from_secs(900), forks).await;
+            let scripts = targets.iter().enumerate().map(|(i, tg)| group.contains(&i).then(|| switch_script(&tg.cfg, ts, true))).collect();
+            let results = phase(targets, scripts, Duration::from_secs(900), self.forks).await;
             switched.extend(group);
             for &i in group {
                 let name = &targets[i].host.name;
                 match &results[i] {
                     Some(Ok(o)) => {
                         for s in o.marks_of("step") {
-                            if verbose || !s.starts_with("current") {
+                            if reporter.verbose > 0 || !s.starts_with("current") {
                                 reporter.event("host", Some(name.as_str()), &format!("  {name}: {s}"));
                             }
                         }
@@ -289,56 +315,64 @@ impl Steps<'_> {
             }
         }
         reporter.event("phase", None, &format!("[6-7/8] current -> releases/{ts} on {} of {} hosts, restarted, health checked in {} ms", switched.len(), targets.len(), t.elapsed().as_millis()));
-        if !failures.is_empty() {
-            reporter.event("info", None, &format!("release {ts} FAILED:\n  {}", failures.join("\n  ")));
-            reporter.event("info", None, "rolling back every switched host to its previous release");
-            let scripts = targets
-                .iter()
-                .zip(&previous)
-                .enumerate()
-                .map(|(i, (tg, prev))| {
-                    let mut s = header(&tg.cfg);
-                    if !switched.contains(&i) {
-                        // Never switched: only the new release goes.
-                        s.push(crate::sh!("rm -rf \"$D/releases/\"{}\necho '@@PV switched'\n", ts));
-                        return Some(s);
-                    }
-                    if prev.is_empty() {
-                        s.push(crate::sh!("echo '@@PV failed no previous release to return to'\n"));
-                        return Some(s);
-                    }
-                    let mut s = switch_script(&tg.cfg, prev, true);
-                    s.push(crate::sh!("rm -rf \"$D/releases/\"{}\n", ts));
-                    Some(s)
-                })
-                .collect();
-            let back = phase(targets, scripts, Duration::from_secs(900), forks).await;
-            let mut rb_fail = Vec::new();
-            for (i, r) in back.iter().enumerate() {
-                let name = &targets[i].host.name;
-                match r {
-                    Some(Ok(o)) if o.mark("switched").is_some() && switched.contains(&i) => reporter.event("host", Some(name.as_str()), &format!("  {name}: back on releases/{}", previous[i])),
-                    Some(Ok(o)) if o.mark("switched").is_some() => {}
-                    Some(Ok(o)) => rb_fail.push(format!("{name}: {}", o.why())),
-                    Some(Err(e)) => rb_fail.push(format!("{name}: {e:#}")),
-                    None => {}
-                }
-            }
-            let line = format!("{} release {ts} (revision {}) failed its health check by {who}; rolled back", iso_now(), art.revision);
-            let scripts = targets.iter().map(|tg| Some(finish_script(&tg.cfg, token, &line, false))).collect();
-            phase(targets, scripts, Duration::from_secs(120), forks).await;
-            if !rb_fail.is_empty() {
-                reporter.event("info", None, &format!("ROLLBACK FAILED on:\n  {}", rb_fail.join("\n  ")));
-            } else {
-                reporter.event("info", None, "rolled back: every host is on its previous release again");
-            }
-            return Ok((ts, false, rb_fail.is_empty()));
-        }
+        (switched, failures)
+    }
 
-        // 8. revisions log, cleanup, unlock
-        let line = format!("{} release {ts} (revision {}, sha256 {}) deployed by {who}", iso_now(), art.revision, art.sha256);
-        let scripts = targets.iter().map(|tg| Some(finish_script(&tg.cfg, token, &line, true))).collect();
-        let finished = phase(targets, scripts, Duration::from_secs(300), forks).await;
+    /// A failure after a switch: every switched host goes back to its previous release, the
+    /// new release is removed everywhere, the locks released. Whether every host is back.
+    async fn roll_back(&self, art: &Artifact, ts: &str, previous: &[String], switched: &[usize], failures: &[String]) -> bool {
+        let (targets, reporter) = (self.targets, self.reporter);
+        reporter.event("info", None, &format!("release {ts} FAILED:\n  {}", failures.join("\n  ")));
+        reporter.event("info", None, "rolling back every switched host to its previous release");
+        let scripts = targets
+            .iter()
+            .zip(previous)
+            .enumerate()
+            .map(|(i, (tg, prev))| {
+                let mut s = header(&tg.cfg);
+                if !switched.contains(&i) {
+                    // Never switched: only the new release goes.
+                    s.push(crate::sh!("rm -rf \"$D/releases/\"{}\necho '@@PV switched'\n", ts));
+                    return Some(s);
+                }
+                if prev.is_empty() {
+                    s.push(crate::sh!("echo '@@PV failed no previous release to return to'\n"));
+                    return Some(s);
+                }
+                let mut s = switch_script(&tg.cfg, prev, true);
+                s.push(crate::sh!("rm -rf \"$D/releases/\"{}\n", ts));
+                Some(s)
+            })
+            .collect();
+        let back = phase(targets, scripts, Duration::from_secs(900), self.forks).await;
+        let mut rb_fail = Vec::new();
+        for (i, r) in back.iter().enumerate() {
+            let name = &targets[i].host.name;
+            match r {
+                Some(Ok(o)) if o.mark("switched").is_some() && switched.contains(&i) => reporter.event("host", Some(name.as_str()), &format!("  {name}: back on releases/{}", previous[i])),
+                Some(Ok(o)) if o.mark("switched").is_some() => {}
+                Some(Ok(o)) => rb_fail.push(format!("{name}: {}", o.why())),
+                Some(Err(e)) => rb_fail.push(format!("{name}: {e:#}")),
+                None => {}
+            }
+        }
+        let line = format!("{} release {ts} (revision {}) failed its health check by {}; rolled back", iso_now(), art.revision, self.who);
+        let scripts = targets.iter().map(|tg| Some(finish_script(&tg.cfg, self.token, &line, false))).collect();
+        phase(targets, scripts, Duration::from_secs(120), self.forks).await;
+        if rb_fail.is_empty() {
+            reporter.event("info", None, "rolled back: every host is on its previous release again");
+        } else {
+            reporter.event("info", None, &format!("ROLLBACK FAILED on:\n  {}", rb_fail.join("\n  ")));
+        }
+        rb_fail.is_empty()
+    }
+
+    /// The release is live: revisions.log, old releases removed, locks released.
+    async fn finish(&self, art: &Artifact, ts: &str) {
+        let (targets, reporter) = (self.targets, self.reporter);
+        let line = format!("{} release {ts} (revision {}, sha256 {}) deployed by {}", iso_now(), art.revision, art.sha256, self.who);
+        let scripts = targets.iter().map(|tg| Some(finish_script(&tg.cfg, self.token, &line, true))).collect();
+        let finished = phase(targets, scripts, Duration::from_secs(300), self.forks).await;
         let mut removed = 0;
         for (i, r) in finished.iter().enumerate() {
             match r {
@@ -348,6 +382,16 @@ impl Steps<'_> {
             }
         }
         reporter.event("phase", None, &format!("[8/8] revisions.log appended; {removed} old release dir(s) removed (keep_releases {})", targets[0].cfg.keep_releases));
-        Ok((ts, true, false))
     }
+}
+
+/// The new release's name: now as a UTC stamp, or one past the hosts' newest release when
+/// that is not older (two releases in one second, or a clock behind the hosts').
+fn release_name(probes: &[Out]) -> Result<String> {
+    let ts = utc_stamp()?;
+    let newest = probes.iter().flat_map(|o| releases_of(o).0.into_iter().map(|(n, _)| n)).filter(|n| is_stamp(n)).max();
+    Ok(match newest {
+        Some(n) if n >= ts => (n.parse::<u64>().unwrap_or(0) + 1).to_string(),
+        _ => ts,
+    })
 }
