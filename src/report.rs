@@ -16,6 +16,19 @@ use std::io::Write;
 use std::sync::Mutex;
 
 /// The output format.
+/// The exit statuses, one table for every verb (scripts and CI tell them apart).
+pub mod exit {
+    /// Success; with `--check`, nothing would change.
+    pub const OK: i32 = 0;
+    /// Any error: bad input (nothing changed), a host that failed, a failed release.
+    pub const FAILED: i32 = 1;
+    /// `--check` only: something would change.
+    pub const CHANGES_PENDING: i32 = 2;
+    /// The command line itself is wrong (sysexits' EX_USAGE): an unknown flag, a missing
+    /// argument, a mistyped verb. Never 2, so CI can tell a typo from drift.
+    pub const USAGE: i32 = 64;
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum Format {
     #[default]
@@ -282,7 +295,7 @@ impl Reporter {
                         self.event("info", None, &line);
                     }
                 }
-                (if report.ok() { 0 } else { 1 }, serde_json::to_value(&report).unwrap_or_default())
+                (if report.ok() { exit::OK } else { exit::FAILED }, serde_json::to_value(&report).unwrap_or_default())
             }
             Err(e) => {
                 match e.downcast_ref::<crate::error::Diagnostics>() {
@@ -290,7 +303,7 @@ impl Reporter {
                     Some(d) => self.error(&format!("{d}")),
                     None => self.error(&format!("error: {e:#}")),
                 }
-                (1, serde_json::Value::Null)
+                (exit::FAILED, serde_json::Value::Null)
             }
         };
         if self.format == Format::Json {
@@ -319,20 +332,20 @@ impl Reporter {
         match result {
             Err(e) => {
                 self.error(&format!("error: {e:#}"));
-                1
+                exit::FAILED
             }
             Ok(Err(errors)) => {
                 self.input_errors(&errors, &format!("nothing was changed: {} error(s) found before connecting", errors.len()));
-                1
+                exit::FAILED
             }
             Ok(Ok(report)) => {
                 self.finish(&report);
                 if report.summary.failed > 0 {
-                    1
+                    exit::FAILED
                 } else if check && report.summary.changes > 0 {
-                    2
+                    exit::CHANGES_PENDING
                 } else {
-                    0
+                    exit::OK
                 }
             }
         }

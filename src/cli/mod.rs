@@ -12,6 +12,7 @@ mod rollback;
 mod tasks;
 mod validate;
 
+use crate::report::exit;
 use clap::{Parser, Subcommand};
 
 const EXAMPLES: &str = "Examples:
@@ -22,7 +23,7 @@ const EXAMPLES: &str = "Examples:
   provision validate inventories/production.yml check inventory, roles and templates without connecting
 
 Exit status: 0 success (with --check: nothing would change), 2 with --check when something
-would change, 1 on any error.";
+would change, 1 on any error, 64 when the command line is wrong (unknown flag, mistyped verb).";
 
 /// Provision Debian/Ubuntu servers from an inventory and roles, in one SSH round trip per host.
 #[derive(Parser, Debug)]
@@ -67,7 +68,29 @@ pub enum Command {
 
 /// Runs the command line and returns the exit status.
 pub fn main() -> i32 {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if !e.use_stderr() => {
+            // --help and --version are answers, not errors.
+            let _ = e.print();
+            return exit::OK;
+        }
+        Err(e) => {
+            // `provision relase --dir app`: clap sees an inventory and stray arguments; the
+            // misspelt verb is the better answer.
+            match std::env::args_os().nth(1).and_then(|first| mistyped_verb(Some(std::path::Path::new(&first)))) {
+                Some(typo) => crate::report::Reporter::new(Default::default(), 0).error(&typo),
+                None => {
+                    let _ = e.print();
+                }
+            }
+            return exit::USAGE;
+        }
+    };
+    if let Some(typo) = cli.command.is_none().then(|| mistyped_verb(cli.run.hosts.inventory.as_deref())).flatten() {
+        crate::report::Reporter::new(cli.run.hosts.options.format, 0).error(&typo);
+        return exit::USAGE;
+    }
     match cli.command {
         None => converge::run(cli.run),
         Some(Command::Validate(a)) => validate::run(a),
@@ -79,6 +102,22 @@ pub fn main() -> i32 {
         Some(Command::Do(a)) => do_action::run(a),
         Some(Command::Tasks(a)) => tasks::run(a),
     }
+}
+
+/// `provision valdiate` reads `valdiate` as the inventory: when no such file exists and the
+/// word is a verb's name misspelt, the error says which verb was meant.
+fn mistyped_verb(inventory: Option<&std::path::Path>) -> Option<String> {
+    let word = inventory?.to_str()?;
+    if word.contains(['/', '.']) || std::path::Path::new(word).exists() {
+        return None;
+    }
+    use clap::CommandFactory;
+    let verbs: Vec<String> = Cli::command().get_subcommands().map(|c| c.get_name().to_string()).collect();
+    let (distance, verb) = verbs.iter().map(|v| (strsim::damerau_levenshtein(word, v), v)).min()?;
+    (distance > 0 && distance <= 2 && distance < verb.len() / 2 + 1).then(|| {
+        format!("error: `{word}` is neither an inventory file nor a verb
+  help: did you mean `provision {verb}`? (`provision --help` lists the verbs)")
+    })
 }
 
 /// Runs an operation to its end on a small runtime (the work is waiting on hosts).

@@ -1,0 +1,79 @@
+//! The exit-status table (README, `provision --help`): 0 success, 1 error, 2 changes pending
+//! with --check, 64 a wrong command line. A typo never looks like drift, and a closed pipe
+//! never turns into a panic.
+
+mod common;
+use common::{run_provision, ssh, Project};
+use std::process::{Command, Stdio};
+
+const OK: i32 = 0;
+const FAILED: i32 = 1;
+const CHANGES_PENDING: i32 = 2;
+const USAGE: i32 = 64;
+
+#[test]
+fn the_command_line_table() {
+    let p = Project::new(&[("unreachable", &["r"])]);
+    p.write("roles/r/tasks.yml", "- file: {path: /srv/x, state: directory}\n");
+    let bad = Project::new(&[("unreachable", &["r"])]);
+    bad.write("roles/r/tasks.yml", "- file: {path: relative/x, state: directory}\n");
+    // (arguments, project, status, what stderr must say)
+    let table: &[(&[&str], &Project, i32, &str)] = &[
+        (&["--help"], &p, OK, ""),
+        (&["--version"], &p, OK, ""),
+        (&["validate", "inventories/test.yml"], &p, OK, ""),
+        (&["validate", "inventories/test.yml"], &bad, FAILED, "roles/r/tasks.yml:1"),
+        (&["inventories/nosuch.yml", "--check"], &p, FAILED, "inventories/nosuch.yml"),
+        (&["--bogus"], &p, USAGE, "unexpected argument '--bogus'"),
+        (&["validate", "inventories/test.yml", "--bogus"], &p, USAGE, "--bogus"),
+        (&["release", "inventories/test.yml"], &p, USAGE, "--dir"),
+        (&["do"], &p, USAGE, "required"),
+        (&["valdiate"], &p, USAGE, "did you mean `provision validate`?"),
+        (&["valdiate", "inventories/test.yml"], &p, USAGE, "did you mean `provision validate`?"),
+        (&["relase", "--dir", "app"], &p, USAGE, "did you mean `provision release`?"),
+        (&["rollbak"], &p, USAGE, "did you mean `provision rollback`?"),
+        (&["tsks"], &p, USAGE, "did you mean `provision tasks`?"),
+        // A word far from every verb is an inventory that does not exist: an error, not a usage hint.
+        (&["staging"], &p, FAILED, "cannot read `staging`"),
+    ];
+    for (args, project, status, says) in table {
+        let r = run_provision(project.dir.path(), args, &[]);
+        assert_eq!(r.code, *status, "provision {}: {}", args.join(" "), r.all());
+        assert!(r.stderr.contains(says), "provision {}: `{says}` missing in:\n{}", args.join(" "), r.all());
+        assert!(!r.all().contains("panicked"), "provision {}: {}", args.join(" "), r.all());
+    }
+    // An existing file of a verb's name is an inventory, never a hint.
+    p.write("valdiate", &std::fs::read_to_string(p.path("inventories/test.yml")).expect("inventory"));
+    let r = run_provision(p.dir.path(), &["validate", "valdiate"], &[]);
+    assert_eq!(r.code, OK, "{}", r.all());
+}
+
+#[test]
+fn changes_pending_is_two_only_with_check_and_a_closed_pipe_is_no_panic() {
+    let p = Project::new(&[("t1", &["r"])]);
+    let dir = "/srv/pv-exit-codes";
+    ssh("t1", &format!("rm -rf {dir}"));
+    p.write("roles/r/tasks.yml", &format!("- file: {{path: {dir}, state: directory}}\n"));
+    let r = p.run(&["--check"]);
+    assert_eq!(r.code, CHANGES_PENDING, "{}", r.all());
+    assert_eq!(ssh("t1", &format!("test -e {dir} && echo there || echo absent")), "absent\n", "--check changed the host");
+
+    // The reader of stdout is gone before provision writes: the run still ends normally
+    // (0 here: the apply succeeds), never with a panic (101).
+    let mut child = Command::new(env!("CARGO_BIN_EXE_provision"))
+        .current_dir(p.dir.path())
+        .env("NO_COLOR", "1")
+        .args(["inventories/test.yml", "--format", "json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("provision runs");
+    drop(child.stdout.take());
+    let out = child.wait_with_output().expect("wait");
+    assert!(matches!(out.status.code(), Some(OK) | None), "a closed stdout: {:?}\n{}", out.status, String::from_utf8_lossy(&out.stderr));
+    assert_eq!(ssh("t1", &format!("test -d {dir} && echo there")), "there\n", "the apply did not finish");
+
+    let r = p.run(&["--check"]);
+    assert_eq!(r.code, OK, "nothing would change: {}", r.all());
+    ssh("t1", &format!("rm -rf {dir}"));
+}
