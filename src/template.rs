@@ -21,6 +21,9 @@ impl Templates {
         env.set_loader(minijinja::path_loader(templates_dir));
         env.set_auto_reload(false);
         env.set_undefined_behavior(UndefinedBehavior::Strict);
+        // Keep the source and the failing span in errors in every build (minijinja turns this
+        // off outside debug builds): users of the release build get the expression and its column.
+        env.set_debug(true);
         // Config files are not HTML: escaping `*.yml.j2` or `*.html.j2` would corrupt them.
         // Code (a `command`'s `run`, an `unless`, a `validate`, SQL) is rendered under a name
         // ending in its kind, and every value printed into it is quoted for that language.
@@ -45,10 +48,10 @@ impl Templates {
                     .at(Location::file(&path))
                     .help(format!("create `{}` or fix the name", path.display()))
             } else {
-                to_diagnostic(&e, &path, 0)
+                to_diagnostic(&e, &Location::file(&path), true)
             }
         })?;
-        template.render(ctx.clone()).map_err(|e| to_diagnostic(&e, &path, 0))
+        template.render(ctx.clone()).map_err(|e| to_diagnostic(&e, &Location::file(&path), true))
     }
 
     /// Renders an inline template, such as a task argument. `origin` is where the string
@@ -60,7 +63,7 @@ impl Templates {
         let name = origin.file.display().to_string();
         self.env
             .render_named_str(&name, source, ctx.clone())
-            .map_err(|e| to_diagnostic(&e, &origin.file, origin.line.saturating_sub(1)))
+            .map_err(|e| to_diagnostic(&e, origin, false))
     }
 }
 
@@ -192,7 +195,7 @@ impl Templates {
         let name = format!("{}{}", origin.file.display(), kind.suffix());
         self.env
             .render_named_str(&name, source, ctx.clone())
-            .map_err(|e| to_diagnostic(&e, &origin.file, origin.line.saturating_sub(1)))
+            .map_err(|e| to_diagnostic(&e, origin, false))
     }
 
     /// The top-level variable names a template file refers to, with those of the files it
@@ -217,18 +220,31 @@ impl Templates {
     }
 }
 
-/// Converts a minijinja error into a diagnostic at `file`, shifting lines by `line_offset`
-/// (for inline templates inside a YAML file).
-fn to_diagnostic(e: &Error, file: &Path, line_offset: usize) -> Diagnostic {
-    let line = e.line().unwrap_or(1) + line_offset;
+/// Converts a minijinja error into a diagnostic. `origin` is where the template's text
+/// starts: a template file (`whole_file`), or an inline template's YAML scalar (its line and
+/// column); the error points at the failing expression's line (and, in a file, its column).
+fn to_diagnostic(e: &Error, origin: &Location, whole_file: bool) -> Diagnostic {
+    let template_line = e.line().unwrap_or(1);
+    let line = origin.line + template_line - 1;
     let expr = match (e.template_source(), e.range()) {
         (Some(src), Some(r)) => src.get(r).map(str::to_string),
         _ => None,
+    };
+    // In a template file, the expression's own column. An inline template (a task argument, a
+    // `when:`) may be wrapped before rendering and its scalar may be quoted, so there the
+    // column is the YAML node's own.
+    let column = match (e.template_source(), e.range()) {
+        (Some(src), Some(r)) if whole_file => {
+            src.get(..r.start).map(|before| before.rsplit('\n').next().unwrap_or("").chars().count() + 1).unwrap_or(1)
+        }
+        _ => origin.column,
     };
     let detail = e.detail().map(|d| format!(": {d}")).unwrap_or_default();
     let (message, help) = match e.kind() {
         ErrorKind::UndefinedError => (
             match &expr {
+                // A bare name is the whole story; minijinja's detail would repeat it.
+                Some(x) if x.chars().all(|c| c.is_alphanumeric() || c == '_') => format!("undefined variable `{x}`"),
                 Some(x) => format!("undefined variable in `{x}`{detail}"),
                 None => format!("undefined variable{detail}"),
             },
@@ -243,7 +259,7 @@ fn to_diagnostic(e: &Error, file: &Path, line_offset: usize) -> Diagnostic {
             "check the expression on this line",
         ),
     };
-    Diagnostic::new(message).at(Location::new(file, line, 1)).help(help)
+    Diagnostic::new(message).at(Location::new(&origin.file, line, column)).help(help)
 }
 
 fn add_filters(env: &mut Environment<'static>) {
@@ -330,6 +346,18 @@ mod tests {
             .unwrap_err();
         assert!(err.message.contains("nope"), "{err}");
         assert_eq!(err.location.unwrap().line, 11);
+    }
+
+    #[test]
+    fn an_error_in_a_template_file_points_at_the_expression_in_every_build() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("app.conf.j2"), "listen 80;\nserver_name  {{ nope }};\n").expect("write");
+        let t = Templates::new(dir.path());
+        let err = t.render_file("app.conf.j2", &context! {}).unwrap_err();
+        // set_debug(true): the same in a release build as here.
+        assert!(err.message.contains("`nope`"), "{err}");
+        let at = err.location.clone().expect("a location");
+        assert_eq!((at.line, at.column), (2, 17), "{err}");
     }
 
     #[test]
