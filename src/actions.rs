@@ -27,8 +27,8 @@ use crate::roles::{Role, Roles};
 use crate::vars::{var_str, Secrets};
 use crate::yaml::{Doc, MapReader, Seg};
 use anyhow::{bail, Result};
-use minijinja::value::{Serde, Value as JValue};
-use serde_yaml::{Mapping, Value};
+use minijinja::value::Value as JValue;
+use serde_yaml::Value;
 use std::path::PathBuf;
 
 /// One action of a role, as written (templates not rendered yet).
@@ -117,16 +117,16 @@ pub fn tasks_listing(roles: &Roles) -> Result<String, Diagnostics> {
     Ok(out)
 }
 
-/// Renders a template string with `vars`.
-pub fn render(role: &Role, source: &str, vars: &Mapping, at: &Location) -> Result<String, Diagnostic> {
-    role.templates.render_str(source, &JValue::from(Serde(vars)), at)
+/// Renders a template string in a host's context (see [`crate::context::of`]).
+pub fn render(role: &Role, source: &str, ctx: &JValue, at: &Location) -> Result<String, Diagnostic> {
+    role.templates.render_str(source, ctx, at)
 }
 
-/// Evaluates a `when` expression (`{{ expr }}` or a bare expression) with `vars`.
-pub fn eval_when(role: &Role, source: &str, vars: &Mapping, at: &Location) -> Result<bool, Diagnostic> {
+/// Evaluates a `when` expression (`{{ expr }}` or a bare expression) in a host's context.
+pub fn eval_when(role: &Role, source: &str, ctx: &JValue, at: &Location) -> Result<bool, Diagnostic> {
     let t = source.trim();
     let expr = t.strip_prefix("{{").and_then(|s| s.strip_suffix("}}")).unwrap_or(t);
-    let out = render(role, &format!("{{% if {expr} %}}true{{% else %}}false{{% endif %}}"), vars, at)?;
+    let out = render(role, &format!("{{% if {expr} %}}true{{% else %}}false{{% endif %}}"), ctx, at)?;
     Ok(out.trim() == "true")
 }
 
@@ -211,14 +211,15 @@ pub fn plan_do(project: &Project, spec: &str) -> Result<(Action, Vec<HostAction>
                 continue;
             }
         };
+        let ctx = crate::context::of(&vars, &project.inventory);
         let resolved = (|| -> Result<HostAction, Diagnostic> {
             if let Some(w) = &action.when {
-                if !eval_when(role, w, &vars, &action.location)? {
+                if !eval_when(role, w, &ctx, &action.location)? {
                     return Ok(HostAction { host: host.clone(), script: None, user: String::new(), secrets: secrets.clone() });
                 }
             }
             let user = match &action.user {
-                Some(u) => render(role, u, &vars, &action.location)?,
+                Some(u) => render(role, u, &ctx, &action.location)?,
                 None => var_str(&vars, "deploy_user").unwrap_or_else(|| "deploy".into()),
             };
             let user = user.trim().to_string();
@@ -226,7 +227,7 @@ pub fn plan_do(project: &Project, spec: &str) -> Result<(Action, Vec<HostAction>
                 return Err(Diagnostic::new(format!("action `{}:{}`: `{user}` is not a user name", action.role, action.verb)).at(action.location.clone()));
             }
             // The role's own code, its values quoted as they are printed into it.
-            let run = role.templates.render_code(&action.run, &JValue::from(Serde(&vars)), &action.location, crate::template::CodeKind::Shell)?;
+            let run = role.templates.render_code(&action.run, &ctx, &action.location, crate::template::CodeKind::Shell)?;
             Ok(HostAction { host: host.clone(), script: Some(Script::user_code(run)), user, secrets: secrets.clone() })
         })();
         match resolved {
@@ -296,12 +297,11 @@ mod tests {
     fn when_evaluates() {
         let (_d, roles) = role_with("a:\n  run: true\n");
         let role = roles.get("sidekiq").unwrap();
-        let mut vars = Mapping::new();
-        vars.insert("r".into(), "replica".into());
+        let ctx = minijinja::context! { r => "replica" };
         let at = Location::file("x");
-        assert!(eval_when(role, "{{ r == 'replica' }}", &vars, &at).unwrap());
-        assert!(!eval_when(role, "r == 'primary'", &vars, &at).unwrap());
-        assert!(eval_when(role, "{{ nope }}", &vars, &at).is_err());
+        assert!(eval_when(role, "{{ r == 'replica' }}", &ctx, &at).unwrap());
+        assert!(!eval_when(role, "r == 'primary'", &ctx, &at).unwrap());
+        assert!(eval_when(role, "{{ nope }}", &ctx, &at).is_err());
     }
 
     #[test]

@@ -48,6 +48,8 @@ pub struct Inventory {
     /// Explicit groups; roles act as groups too (see [`Inventory::group_members`]).
     pub groups: IndexMap<String, Vec<String>>,
     pub secrets: Secrets,
+    /// `hosts` and `groups` as one template value, built once (see [`crate::context`]).
+    pub template_topology: std::sync::OnceLock<minijinja::Value>,
 }
 
 impl Inventory {
@@ -141,7 +143,7 @@ impl Inventory {
             errors.push(e);
         }
         errors.into_result()?;
-        Ok(Inventory { doc, stage, ssh, vars, hosts, groups, secrets })
+        Ok(Inventory { doc, stage, ssh, vars, hosts, groups, secrets, template_topology: Default::default() })
     }
 
     /// The hosts of a group: an explicit group, or every host that has a role of that name.

@@ -13,6 +13,7 @@ pub mod actions;
 pub mod artifact;
 pub mod apply;
 pub mod cli;
+pub mod context;
 pub mod deploy_lock;
 pub mod error;
 pub mod facts;

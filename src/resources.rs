@@ -123,7 +123,7 @@ fn resolve(vars: Mapping, inv: &Inventory, host: &Host, roles: &Roles, role_name
         current: Mapping,
         done: std::collections::HashSet<String>,
         stack: Vec<String>,
-        templates: crate::template::Templates,
+        templates: &'static crate::template::Templates,
         inv: &'a Inventory,
         host: &'a Host,
         roles: &'a Roles,
@@ -134,10 +134,13 @@ fn resolve(vars: Mapping, inv: &Inventory, host: &Host, roles: &Roles, role_name
             if self.done.contains(name) {
                 return Ok(());
             }
-            let origin = var_origin(name, self.inv, self.host, self.roles, self.role_names);
+            // Where the variable is written is searched only for an error: the search reads
+            // the inventory's text, and doing it for every variable of every host made
+            // loading quadratic in the hosts.
+            let origin = || var_origin(name, self.inv, self.host, self.roles, self.role_names);
             if let Some(pos) = self.stack.iter().position(|n| n == name) {
                 let cycle = self.stack[pos..].join(" → ");
-                return Err(Diagnostic::new(format!("variables refer to each other in a cycle: {cycle} → {name}")).at(origin));
+                return Err(Diagnostic::new(format!("variables refer to each other in a cycle: {cycle} → {name}")).at(origin()));
             }
             let Some(value) = self.current.get(name).cloned() else { return Ok(()) };
             let mut refs = Vec::new();
@@ -149,8 +152,16 @@ fn resolve(vars: Mapping, inv: &Inventory, host: &Host, roles: &Roles, role_name
                 }
             }
             self.stack.pop();
-            let ctx = JValue::from(Serde(&self.current));
-            let rendered = render_value(&value, &self.templates, &ctx, &origin, &|_| origin.clone())?;
+            let ctx = crate::context::of(&self.current, self.inv);
+            let nowhere = Location::file("");
+            let rendered = match render_value(&value, self.templates, &ctx, &nowhere, &|_| nowhere.clone()) {
+                Ok(v) => v,
+                Err(_) => {
+                    // The same render again, with the place to point at.
+                    let at = origin();
+                    render_value(&value, self.templates, &ctx, &at, &|_| at.clone())?
+                }
+            };
             self.current.insert(name.into(), rendered);
             self.done.insert(name.to_string());
             Ok(())
@@ -161,7 +172,7 @@ fn resolve(vars: Mapping, inv: &Inventory, host: &Host, roles: &Roles, role_name
         current: vars,
         done: Default::default(),
         stack: Vec::new(),
-        templates: crate::template::Templates::new(std::path::Path::new("/nonexistent")),
+        templates: variable_templates(),
         inv,
         host,
         roles,
@@ -189,6 +200,13 @@ fn collect_strings(v: &Value, f: &mut dyn FnMut(&str)) {
         Value::Mapping(m) => m.values().for_each(|i| collect_strings(i, f)),
         _ => {}
     }
+}
+
+/// The environment variables' values are rendered in (they include no files): one for the
+/// whole run, so each value's template is compiled once, not once per host.
+fn variable_templates() -> &'static crate::template::Templates {
+    static TEMPLATES: std::sync::OnceLock<crate::template::Templates> = std::sync::OnceLock::new();
+    TEMPLATES.get_or_init(|| crate::template::Templates::new(std::path::Path::new("/nonexistent")))
 }
 
 /// Where a variable's winning value is written, for errors in it.
@@ -311,12 +329,13 @@ pub fn lower_host(inv: &Inventory, host: &Host, roles: &Roles, extra: &Mapping, 
     let mut secrets = inv.secrets.clone();
     let vars = host_vars(inv, host, roles, &all_roles, extra, &mut secrets)?;
     let mut out = HostResources { host: host.name.clone(), roles: applied.clone(), secrets, ..Default::default() };
+    let ctx = crate::context::of(&vars, inv);
 
     for role_name in &all_roles {
         let Some(role) = roles.get(role_name) else { continue };
         if let Some(doc) = role.tasks.as_ref().filter(|_| applied.contains(role_name)) {
             for (path, task) in role.task_list() {
-                match lower_task(role, doc, &path, task, &vars, &out.secrets, false) {
+                match lower_task(role, doc, &path, task, &vars, &ctx, &out.secrets, false) {
                     Ok(list) => {
                         let location = doc.locate(&path);
                         let notify = task_notify(task);
@@ -333,7 +352,7 @@ pub fn lower_host(inv: &Inventory, host: &Host, roles: &Roles, extra: &Mapping, 
                 for (name, task) in m {
                     let name = name.as_str().unwrap_or_default().to_string();
                     let path = vec![Seg::Key(name.clone())];
-                    match lower_task(role, doc, &path, task, &vars, &out.secrets, true) {
+                    match lower_task(role, doc, &path, task, &vars, &ctx, &out.secrets, true) {
                         Ok(resources) => out.handlers.push(Handler { role: role_name.clone(), name, resources }),
                         Err(e) => errors.push(e),
                     }
@@ -387,7 +406,7 @@ fn check_defined(role: &Role, source: &str, vars: &Mapping, doc: &Doc, at: &[Seg
     if expr.contains("default(") || expr.contains("defined") || expr.contains("| d(") {
         return Ok(());
     }
-    let known = |n: &str| vars.contains_key(n) || matches!(n, "item" | "loop" | "true" | "false" | "none" | "True" | "False" | "None" | "range" | "dict" | "namespace" | "debug" | "lipsum" | "cycler" | "joiner");
+    let known = |n: &str| vars.contains_key(n) || crate::context::SHARED.contains(&n) || matches!(n, "item" | "loop" | "true" | "false" | "none" | "True" | "False" | "None" | "range" | "dict" | "namespace" | "debug" | "lipsum" | "cycler" | "joiner");
     match role.templates.referenced(&format!("{{{{ {expr} }}}}")).into_iter().find(|n| !known(n)) {
         Some(missing) => Err(doc
             .error(at, format!("undefined variable `{missing}` in `{}`", expr.trim()))
@@ -397,7 +416,9 @@ fn check_defined(role: &Role, source: &str, vars: &Mapping, doc: &Doc, at: &[Seg
 }
 
 /// Lowers one task: checks its keys, evaluates `when` and `loop`, renders its arguments.
-fn lower_task(role: &Role, doc: &Doc, path: &[Seg], task: &Value, vars: &Mapping, secrets: &Secrets, is_handler: bool) -> Result<Vec<Box<dyn Resource>>, Diagnostic> {
+/// `base_ctx` is the host's template context (`vars` with the inventory's topology).
+#[allow(clippy::too_many_arguments)]
+fn lower_task(role: &Role, doc: &Doc, path: &[Seg], task: &Value, vars: &Mapping, base_ctx: &JValue, secrets: &Secrets, is_handler: bool) -> Result<Vec<Box<dyn Resource>>, Diagnostic> {
     let mut r = MapReader::new(doc, path.to_vec(), task, "a task")?;
     let task_name = r.opt_string("name")?;
     let when = r.get("when").cloned();
@@ -431,13 +452,12 @@ fn lower_task(role: &Role, doc: &Doc, path: &[Seg], task: &Value, vars: &Mapping
     };
     let raw_args = map.get(module_name).cloned().unwrap_or(Value::Null);
     let args_path = key(path, module_name);
-    let base_ctx = JValue::from(Serde(vars));
     let location = doc.locate(path);
 
     if let Some(w) = &when {
         let src = crate::yaml::scalar_string(w).ok_or_else(|| doc.error(&key(path, "when"), "`when` must be an expression"))?;
         check_defined(role, &src, vars, doc, &key(path, "when"))?;
-        if !eval_expression(role, &src, &base_ctx, &doc.locate(&key(path, "when")))?.is_true() {
+        if !eval_expression(role, &src, base_ctx, &doc.locate(&key(path, "when")))?.is_true() {
             return Ok(Vec::new());
         }
     }
@@ -445,7 +465,7 @@ fn lower_task(role: &Role, doc: &Doc, path: &[Seg], task: &Value, vars: &Mapping
         None => vec![None],
         Some(Value::String(s)) => {
             check_defined(role, s, vars, doc, &key(path, "loop"))?;
-            let v = eval_expression(role, s, &base_ctx, &doc.locate(&key(path, "loop")))?;
+            let v = eval_expression(role, s, base_ctx, &doc.locate(&key(path, "loop")))?;
             // A string would loop over its characters, a mapping over its keys: neither is
             // what anyone means.
             if v.kind() != minijinja::value::ValueKind::Seq {
@@ -463,7 +483,7 @@ fn lower_task(role: &Role, doc: &Doc, path: &[Seg], task: &Value, vars: &Mapping
                 full.extend_from_slice(p);
                 doc.locate(&full)
             };
-            match render_value(list, &role.templates, &base_ctx, &location, &locate)? {
+            match render_value(list, &role.templates, base_ctx, &location, &locate)? {
                 Value::Sequence(items) => items.iter().map(|i| Some(JValue::from(Serde(i)))).collect(),
                 _ => Vec::new(),
             }
@@ -473,12 +493,7 @@ fn lower_task(role: &Role, doc: &Doc, path: &[Seg], task: &Value, vars: &Mapping
     let mut out = Vec::new();
     for item in items {
         let ctx = match &item {
-            Some(item) => {
-                let mut m = vars.clone();
-                let item_yaml: Value = serde_yaml::to_value(item).map_err(|e| doc.error(&key(path, "loop"), e.to_string()))?;
-                m.insert("item".into(), item_yaml);
-                JValue::from(Serde(m))
-            }
+            Some(item) => crate::context::with_item(base_ctx, item),
             None => base_ctx.clone(),
         };
         let locate = |p: &[Seg]| {

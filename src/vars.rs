@@ -32,36 +32,14 @@ pub fn overlay(base: &mut Mapping, top: &Mapping) {
     }
 }
 
-/// The variables every template of `host` sees besides its own: who the host is and what
-/// else the inventory has, so roles can compute topology (nginx upstreams from the puma hosts).
+/// The variables of `host` itself that every template of it sees: who the host is and the
+/// stage. (The inventory-wide `hosts` and `groups` join in [`crate::context::of`].)
 pub fn inventory_facts(inv: &Inventory, host: &Host) -> Mapping {
     let mut m = Mapping::new();
     m.insert("inventory_hostname".into(), host.name.clone().into());
     m.insert("stage".into(), inv.stage.clone().into());
-    m.insert("host".into(), host_value(host));
-    let mut hosts = Mapping::new();
-    for h in &inv.hosts {
-        hosts.insert(h.name.clone().into(), host_value(h));
-    }
-    m.insert("hosts".into(), Value::Mapping(hosts));
-    let mut groups = Mapping::new();
-    for g in inv.group_names() {
-        let members: Vec<Value> = inv.group_members(&g).iter().map(|h| Value::String(h.name.clone())).collect();
-        groups.insert(g.into(), Value::Sequence(members));
-    }
-    m.insert("groups".into(), Value::Mapping(groups));
+    m.insert("host".into(), crate::context::host_value(host));
     m
-}
-
-fn host_value(h: &Host) -> Value {
-    let mut m = Mapping::new();
-    m.insert("name".into(), h.name.clone().into());
-    m.insert("address".into(), h.address.clone().into());
-    m.insert("port".into(), (h.port as u64).into());
-    m.insert("user".into(), h.user.clone().into());
-    m.insert("roles".into(), Value::Sequence(h.roles.iter().map(|r| Value::String(r.clone())).collect()));
-    m.insert("primary".into(), h.primary.into());
-    Value::Mapping(m)
 }
 
 /// A variable of a host as a string, if set and not blank.

@@ -10,7 +10,7 @@ use serde_yaml::{Mapping, Value};
 use std::path::{Path, PathBuf};
 
 /// One step of a path into a YAML document.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Seg {
     Key(String),
     Index(usize),
@@ -39,6 +39,24 @@ pub struct Doc {
     pub path: PathBuf,
     pub text: String,
     pub value: Value,
+    located: LocateCache,
+}
+
+/// Positions already searched for. Every host lowers the same tasks of a role, so each path
+/// is searched in the text once, not once per host.
+#[derive(Default)]
+struct LocateCache(std::sync::Mutex<std::collections::HashMap<YPath, (usize, usize)>>);
+
+impl Clone for LocateCache {
+    fn clone(&self) -> Self {
+        LocateCache::default()
+    }
+}
+
+impl std::fmt::Debug for LocateCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LocateCache")
+    }
 }
 
 impl Doc {
@@ -67,12 +85,19 @@ impl Doc {
         if value.is_null() {
             value = Value::Mapping(Mapping::new());
         }
-        Ok(Doc { path: path.to_path_buf(), text, value })
+        Ok(Doc { path: path.to_path_buf(), text, value, located: LocateCache::default() })
     }
 
     /// The location of the value at `path`, as exact as the source allows.
     pub fn locate(&self, path: &[Seg]) -> Location {
-        let (line, column) = locate_in(&self.text, path);
+        let cached = self.located.0.lock().ok().and_then(|c| c.get(path).copied());
+        let (line, column) = cached.unwrap_or_else(|| {
+            let found = locate_in(&self.text, path);
+            if let Ok(mut c) = self.located.0.lock() {
+                c.insert(path.to_vec(), found);
+            }
+            found
+        });
         Location::new(&self.path, line, column)
     }
 
