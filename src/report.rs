@@ -78,9 +78,15 @@ pub struct Timings {
     pub apply: u128,
 }
 
+/// The version of the JSON output's shape (docs/json.md). It grows by one whenever a field
+/// is renamed, removed or changes meaning; new fields do not change it.
+pub const JSON_FORMAT_VERSION: u32 = 1;
+
 /// The whole run, as `--format json` prints it.
 #[derive(Debug, Clone, Serialize)]
 pub struct RunReport {
+    /// [`JSON_FORMAT_VERSION`].
+    pub format_version: u32,
     pub mode: &'static str,
     pub hosts: Vec<HostReport>,
     pub summary: Summary,
@@ -309,6 +315,7 @@ impl Reporter {
         if self.format == Format::Json {
             let mut o = serde_json::Map::new();
             o.insert("event".into(), "summary".into());
+            o.insert("format_version".into(), JSON_FORMAT_VERSION.into());
             o.insert("verb".into(), verb.into());
             o.insert("ok".into(), (code == 0).into());
             o.insert("exit".into(), code.into());

@@ -16,12 +16,12 @@ pub use crate::project::Selection;
 pub use bootstrap::{bootstrap, BootstrapOptions};
 pub use converge::{run, validate, RunOptions};
 pub use db_copy::{db_copy, DbCopyOptions, DbCopyReport};
-pub use do_action::{run_do, DoOptions, DoReport};
+pub use do_action::{run_do, DoOptions, DoReport, DoResult};
 pub use release::{release, ReleaseOptions, ReleaseReport};
-pub use releases::{releases, ReleasesReport};
+pub use releases::{releases, HostReleases, ReleasesReport};
 pub use rollback::{rollback, RollbackReport};
 
-use crate::report::{HostReport, HostStatus, RunReport, Summary};
+use crate::report::{HostReport, HostStatus, RunReport, Summary, JSON_FORMAT_VERSION};
 
 /// The run's report from its hosts' reports.
 fn summarize(mode: &'static str, hosts: Vec<HostReport>) -> RunReport {
@@ -32,7 +32,7 @@ fn summarize(mode: &'static str, hosts: Vec<HostReport>) -> RunReport {
         failed: hosts.iter().filter(|h| h.status == HostStatus::Failed).count(),
         changes: hosts.iter().map(|h| h.changes.iter().filter(|c| c.status != "not run").count()).sum(),
     };
-    RunReport { mode, hosts, summary }
+    RunReport { format_version: JSON_FORMAT_VERSION, mode, hosts, summary }
 }
 
 fn hostname() -> String {
