@@ -1,9 +1,9 @@
 //! Flags shared by the verbs, defined once (as cargo's command prelude does), so that they
 //! read and behave the same everywhere: which hosts (`--limit`, `--role`, `-e`), how many
-//! at once (`--forks`), and the output (`--format`, `-v`, which counts everywhere).
+//! at once (`--forks`), and the output (`--format`, `-v`, which counts everywhere, `--color`).
 
 use crate::project::Selection;
-use crate::report::{Format, Reporter};
+use crate::report::{ColorWhen, Format, Reporter};
 use std::path::PathBuf;
 
 /// Which hosts, how many at once, and the output: shared by every verb that connects.
@@ -27,6 +27,10 @@ pub struct HostOptions {
     /// Show more: every step per host, timings, round trips (repeatable)
     #[arg(short, long, action = clap::ArgAction::Count)]
     pub verbose: u8,
+    /// When to colour the output: auto (a terminal, unless NO_COLOR is set; CLICOLOR_FORCE
+    /// forces it), always or never
+    #[arg(long, value_enum, default_value = "auto", value_name = "WHEN")]
+    pub color: ColorWhen,
 }
 
 impl HostOptions {
@@ -42,7 +46,7 @@ impl HostOptions {
     }
 
     pub fn reporter(&self) -> Reporter {
-        Reporter::new(self.format, self.verbose)
+        Reporter::with_color(self.format, self.verbose, self.color)
     }
 }
 

@@ -29,6 +29,27 @@ pub mod exit {
     pub const USAGE: i32 = 64;
 }
 
+/// When output is coloured (`--color`, every verb).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum ColorWhen {
+    /// On a terminal, unless `NO_COLOR` is set; `CLICOLOR_FORCE` turns it on anywhere.
+    #[default]
+    Auto,
+    Always,
+    Never,
+}
+
+/// Whether a stream (a terminal or not) gets colour.
+fn colored(when: ColorWhen, is_terminal: bool) -> bool {
+    let set = |name: &str| std::env::var_os(name).is_some_and(|v| !v.is_empty() && v != "0");
+    match when {
+        ColorWhen::Always => true,
+        ColorWhen::Never => false,
+        ColorWhen::Auto if std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty()) => false,
+        ColorWhen::Auto => is_terminal || set("CLICOLOR_FORCE"),
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum Format {
     #[default]
@@ -122,8 +143,12 @@ fn paint(color: bool, style: Style, text: &str) -> String {
 
 impl Reporter {
     pub fn new(format: Format, verbose: u8) -> Reporter {
+        Reporter::with_color(format, verbose, ColorWhen::Auto)
+    }
+
+    pub fn with_color(format: Format, verbose: u8, when: ColorWhen) -> Reporter {
         use std::io::IsTerminal;
-        let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+        let color = format == Format::Human && colored(when, std::io::stdout().is_terminal());
         Reporter { format, verbose, color, out: Mutex::new(()) }
     }
 
@@ -257,6 +282,14 @@ impl Reporter {
     /// one host) or `info`.
     pub fn event(&self, kind: &str, host: Option<&str>, text: &str) {
         self.emit(kind, host, text, false);
+    }
+
+    /// A generated document (a completion script, a man page), byte for byte on stdout.
+    pub fn document(&self, bytes: &[u8]) {
+        let _guard = self.out.lock();
+        let mut out = std::io::stdout().lock();
+        let _ = out.write_all(bytes);
+        let _ = out.flush();
     }
 
     /// A line a host's script wrote on its stderr: on stderr for people.

@@ -57,6 +57,26 @@ fn changes_pending_is_two_only_with_check_and_a_closed_pipe_is_no_panic() {
     let r = p.run(&["--check"]);
     assert_eq!(r.code, CHANGES_PENDING, "{}", r.all());
     assert_eq!(ssh("t1", &format!("test -e {dir} && echo there || echo absent")), "absent\n", "--check changed the host");
+    // Colour: never into a pipe by default, --color always anyway, CLICOLOR_FORCE without the flag.
+    assert!(!r.stdout.contains('\x1b'), "colour into a pipe:\n{}", r.stdout);
+    let always = p.run(&["--check", "--color", "always"]);
+    assert!(always.code == CHANGES_PENDING && always.stdout.contains("\x1b["), "--color always: {}", always.all());
+    let forced = Command::new(env!("CARGO_BIN_EXE_provision"))
+        .current_dir(p.dir.path())
+        .env_remove("NO_COLOR")
+        .env("CLICOLOR_FORCE", "1")
+        .args(["inventories/test.yml", "--check"])
+        .output()
+        .expect("provision runs");
+    assert!(String::from_utf8_lossy(&forced.stdout).contains("\x1b["), "CLICOLOR_FORCE=1 gave no colour");
+    let never = Command::new(env!("CARGO_BIN_EXE_provision"))
+        .current_dir(p.dir.path())
+        .env_remove("NO_COLOR")
+        .env("CLICOLOR_FORCE", "1")
+        .args(["inventories/test.yml", "--check", "--color", "never"])
+        .output()
+        .expect("provision runs");
+    assert!(!String::from_utf8_lossy(&never.stdout).contains('\x1b'), "--color never gave colour");
 
     // The reader of stdout is gone before provision writes: the run still ends normally
     // (0 here: the apply succeeds), never with a panic (101).
@@ -76,4 +96,28 @@ fn changes_pending_is_two_only_with_check_and_a_closed_pipe_is_no_panic() {
     let r = p.run(&["--check"]);
     assert_eq!(r.code, OK, "nothing would change: {}", r.all());
     ssh("t1", &format!("rm -rf {dir}"));
+}
+
+#[test]
+fn completions_and_the_man_page_come_from_the_parser() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bash = run_provision(dir.path(), &["completions", "bash"], &[]);
+    assert_eq!(bash.code, OK, "{}", bash.all());
+    for verb in ["release", "rollback", "db-copy", "validate", "--check", "--limit"] {
+        assert!(bash.stdout.contains(verb), "the bash completion does not know `{verb}`");
+    }
+    // bash itself loads it and registers the completion.
+    std::fs::write(dir.path().join("provision.bash"), &bash.stdout).expect("write");
+    let loaded = Command::new("bash").current_dir(dir.path()).args(["-c", "source ./provision.bash && complete -p provision"]).output().expect("bash runs");
+    assert!(loaded.status.success() && String::from_utf8_lossy(&loaded.stdout).contains("provision"), "{loaded:?}");
+    for shell in ["zsh", "fish"] {
+        let r = run_provision(dir.path(), &["completions", shell], &[]);
+        assert!(r.code == OK && r.stdout.contains("release"), "{shell}: {}", r.all());
+    }
+    let r = run_provision(dir.path(), &["completions", "tcsh"], &[]);
+    assert_eq!(r.code, USAGE, "an unknown shell is a usage error: {}", r.all());
+    let man = run_provision(dir.path(), &["man"], &[]);
+    assert_eq!(man.code, OK, "{}", man.all());
+    assert!(man.stdout.starts_with(".ie") || man.stdout.contains(".TH provision"), "not a man page:\n{}", &man.stdout[..man.stdout.len().min(300)]);
+    assert!(man.stdout.contains("release"), "the man page lists the verbs");
 }

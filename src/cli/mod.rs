@@ -2,10 +2,12 @@
 //! into [`crate::ops`] and hands the report to the one [`crate::report::Reporter`].
 
 mod bootstrap;
+mod completions;
 mod converge;
 mod db_copy;
 #[path = "do.rs"]
 mod do_action;
+mod man;
 mod release;
 mod releases;
 mod rollback;
@@ -64,6 +66,12 @@ pub enum Command {
     /// List every role's actions with their descriptions
     #[command(after_help = tasks::HELP)]
     Tasks(tasks::TasksArgs),
+    /// Print the shell completion script for bash, zsh, fish, elvish or powershell
+    #[command(after_help = completions::HELP)]
+    Completions(completions::CompletionsArgs),
+    /// Print the man page (roff)
+    #[command(after_help = completions::HELP)]
+    Man,
 }
 
 /// Runs the command line and returns the exit status.
@@ -101,6 +109,8 @@ pub fn main() -> i32 {
         Some(Command::Releases(a)) => releases::run(a),
         Some(Command::Do(a)) => do_action::run(a),
         Some(Command::Tasks(a)) => tasks::run(a),
+        Some(Command::Completions(a)) => completions::run(a),
+        Some(Command::Man) => man::run(),
     }
 }
 
