@@ -71,8 +71,18 @@ impl Doc {
     /// Parses `text` as if read from `path`.
     pub fn parse(path: &Path, text: String) -> Result<Doc, Diagnostic> {
         let mut value: Value = serde_yaml::from_str(&text).map_err(|e| {
+            let message = strip_location(&e.to_string());
             let loc = e.location().map(|l| Location::new(path, l.line(), l.column()));
-            let d = Diagnostic::new(format!("invalid YAML: {}", strip_location(&e.to_string())))
+            // serde_yaml places a duplicate key at the start of its mapping: point at the
+            // duplicate itself, and say where the first one is.
+            if let (Some(l), Some(dup)) = (&loc, duplicate_key(&message)) {
+                if let Some((first, second)) = duplicate_lines(&text, l.line, l.column, dup) {
+                    return Diagnostic::new(format!("invalid YAML: {message}"))
+                        .at(Location::new(path, second, l.column))
+                        .help(format!("`{dup}` is already set on line {first}: keep one of the two"));
+                }
+            }
+            let d = Diagnostic::new(format!("invalid YAML: {message}"))
                 .help("fix the YAML syntax at this position (indentation, a missing `:` or an unclosed quote)");
             match loc {
                 Some(l) => d.at(l),
@@ -105,6 +115,36 @@ impl Doc {
     pub fn error(&self, path: &[Seg], message: impl Into<String>) -> Diagnostic {
         Diagnostic::new(message).at(self.locate(path))
     }
+}
+
+/// The key of serde_yaml's "duplicate entry with key \"K\"" message.
+fn duplicate_key(message: &str) -> Option<&str> {
+    let rest = message.split("duplicate entry with key \"").nth(1)?;
+    rest.split('"').next().filter(|k| !k.is_empty())
+}
+
+/// The lines (1-based) of the first and second `key:` of the block mapping that starts at
+/// `line`:`column` (its first key), if the block style lets us find them.
+fn duplicate_lines(text: &str, line: usize, column: usize, key: &str) -> Option<(usize, usize)> {
+    let indent = column.checked_sub(1)?;
+    let mut found = Vec::new();
+    for (n, l) in text.lines().enumerate().skip(line.checked_sub(1)?) {
+        let Some(start) = content_start(l) else { continue };
+        if start < indent {
+            break; // left the mapping
+        }
+        let rest = &l[start..];
+        let is_key = [key.to_string(), format!("\"{key}\""), format!("'{key}'")]
+            .iter()
+            .any(|k| rest.strip_prefix(k.as_str()).is_some_and(|after| after.trim_start().starts_with(':')));
+        if start == indent && is_key {
+            found.push(n + 1);
+            if found.len() == 2 {
+                return Some((found[0], found[1]));
+            }
+        }
+    }
+    None
 }
 
 fn strip_location(msg: &str) -> String {

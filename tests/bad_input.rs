@@ -43,6 +43,19 @@ fn unknown_key_in_the_inventory() {
 }
 
 #[test]
+fn a_duplicate_key_points_at_the_duplicate_not_at_its_mapping() {
+    let p = project("- package: [tree]\n");
+    let inv = std::fs::read_to_string(p.path("inventories/test.yml")).expect("inv");
+    let first = inv.lines().position(|l| l.starts_with("    roles:")).expect("roles line") + 1;
+    p.write("inventories/test.yml", &format!("{inv}    roles: [r]\n"));
+    let second = first + 1;
+    rejected(&p, &[&format!("inventories/test.yml:{second}:5"), "duplicate entry with key \"roles\"", &format!("already set on line {first}")]);
+    // In a role's tasks too, one level down.
+    let p = project("- file:\n    path: /srv/x\n    state: directory\n    path: /srv/y\n");
+    rejected(&p, &["roles/r/tasks.yml:4:5", "duplicate entry with key \"path\"", "already set on line 2"]);
+}
+
+#[test]
 fn unknown_key_in_a_task_and_in_module_arguments() {
     let p = project("- package: [tree]\n  notfy: x\n");
     rejected(&p, &["roles/r/tasks.yml:2:3", "`notfy`", "did you mean `notify`?"]);
