@@ -7,6 +7,7 @@ mod converge;
 mod db_copy;
 #[path = "do.rs"]
 mod do_action;
+mod init;
 mod man;
 mod release;
 mod releases;
@@ -39,6 +40,9 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
+    /// Start a new project: the shipped roles, a staging and a production inventory
+    #[command(after_help = init::HELP)]
+    Init(init::InitArgs),
     /// Check the inventory and roles and render every template for every host, without connecting
     #[command(after_help = validate::HELP)]
     Validate(validate::ValidateArgs),
@@ -101,6 +105,7 @@ pub fn main() -> i32 {
     }
     match cli.command {
         None => converge::run(cli.run),
+        Some(Command::Init(a)) => init::run(a),
         Some(Command::Validate(a)) => validate::run(a),
         Some(Command::Bootstrap(a)) => bootstrap::run(a),
         Some(Command::DbCopy(a)) => db_copy::run(a),

@@ -33,7 +33,7 @@ pub async fn bootstrap(opts: &BootstrapOptions, reporter: Arc<Reporter>) -> Resu
     let mut errors = Diagnostics::default();
     for r in BOOTSTRAP_ROLES {
         if roles.get(r).is_none() {
-            errors.push(Diagnostic::new(format!("the project has no `roles/{r}`, which bootstrap applies")).help("copy roles/bootstrap and roles/bootstrap-ssh from provision's repository"));
+            errors.push(Diagnostic::new(format!("the project has no `roles/{r}`, which bootstrap applies")).help("`provision init /tmp/fresh` writes the shipped roles: copy its roles/bootstrap and roles/bootstrap-ssh into this project"));
         }
     }
     let mut plans = Vec::new();
