@@ -47,6 +47,8 @@ pub struct Inventory {
     pub hosts: Vec<Host>,
     /// Explicit groups; roles act as groups too (see [`Inventory::group_members`]).
     pub groups: IndexMap<String, Vec<String>>,
+    /// Groups' own variables, in the order the groups are written (a later group wins).
+    pub group_vars: IndexMap<String, Mapping>,
     pub secrets: Secrets,
     /// `hosts` and `groups` as one template value, built once (see [`crate::context`]).
     pub template_topology: std::sync::OnceLock<minijinja::Value>,
@@ -131,11 +133,11 @@ impl Inventory {
             }
         }
 
-        let groups = match top.get("groups") {
-            None | Some(Value::Null) => IndexMap::new(),
-            Some(v) => read_groups(&doc, v, &hosts).unwrap_or_else(|e| {
+        let (groups, group_vars) = match top.get("groups") {
+            None | Some(Value::Null) => Default::default(),
+            Some(v) => read_groups(&doc, v, &hosts, &mut secrets).unwrap_or_else(|e| {
                 errors.push(e);
-                IndexMap::new()
+                Default::default()
             }),
         };
 
@@ -143,7 +145,7 @@ impl Inventory {
             errors.push(e);
         }
         errors.into_result()?;
-        Ok(Inventory { doc, stage, ssh, vars, hosts, groups, secrets, template_topology: Default::default() })
+        Ok(Inventory { doc, stage, ssh, vars, hosts, groups, group_vars, secrets, template_topology: Default::default() })
     }
 
     /// The hosts of a group: an explicit group, or every host that has a role of that name.
@@ -152,6 +154,20 @@ impl Inventory {
             return self.hosts.iter().filter(|h| names.contains(&h.name)).collect();
         }
         self.hosts.iter().filter(|h| h.roles.iter().any(|r| r == group)).collect()
+    }
+
+    /// The variables of every group `host` belongs to, merged in the order the groups are
+    /// written: what sits between the inventory's `vars` and the host's own.
+    pub fn group_vars_of(&self, host: &Host) -> Mapping {
+        let mut out = Mapping::new();
+        for (group, vars) in &self.group_vars {
+            if self.group_members(group).iter().any(|h| h.name == host.name) {
+                for (k, v) in vars {
+                    out.insert(k.clone(), v.clone());
+                }
+            }
+        }
+        out
     }
 
     /// All group names: explicit groups and roles.
@@ -306,27 +322,57 @@ fn read_host(doc: &Doc, name: &str, value: &Value, secrets: &mut Secrets) -> Res
     Ok(Host { name: name.to_string(), address, port, user, roles, primary, vars, path })
 }
 
-fn read_groups(doc: &Doc, value: &Value, hosts: &[Host]) -> Result<IndexMap<String, Vec<String>>, Diagnostic> {
+/// Groups and their variables. A group is a list of host names, or a mapping with `hosts`
+/// (that list) and `vars`; without `hosts`, the group is the hosts of the role of its name.
+type Groups = (IndexMap<String, Vec<String>>, IndexMap<String, Mapping>);
+
+fn read_groups(doc: &Doc, value: &Value, hosts: &[Host], secrets: &mut Secrets) -> Result<Groups, Diagnostic> {
     let path = vec![Seg::Key("groups".into())];
     let Value::Mapping(map) = value else {
-        return Err(doc.error(&path, "`groups` must be a mapping of group name to a list of host names"));
+        return Err(doc.error(&path, "`groups` must be a mapping of group name to a list of host names, or to `{hosts: [...], vars: {...}}`"));
     };
-    let mut groups = IndexMap::new();
-    for (name, members) in map {
+    let (mut groups, mut group_vars) = (IndexMap::new(), IndexMap::new());
+    for (name, spec) in map {
         let name = name.as_str().unwrap_or_default().to_string();
         let gpath = key(&path, &name);
-        let members = crate::yaml::string_list(members)
-            .ok_or_else(|| doc.error(&gpath, format!("group `{name}` must be a list of host names")))?;
+        let (members, members_path) = match spec {
+            Value::Mapping(_) => {
+                let mut r = MapReader::new(doc, gpath.clone(), spec, &format!("group `{name}`"))?;
+                let members = match r.get("hosts") {
+                    None => None,
+                    Some(list) => Some(
+                        crate::yaml::string_list(list).ok_or_else(|| doc.error(&key(&gpath, "hosts"), format!("group `{name}`: `hosts` must be a list of host names")))?,
+                    ),
+                };
+                if let Some(v) = r.get("vars") {
+                    group_vars.insert(name.clone(), read_vars(doc, &key(&gpath, "vars"), v, secrets)?);
+                }
+                r.finish(&format!("group `{name}`"))?;
+                (members, key(&gpath, "hosts"))
+            }
+            other => (
+                Some(crate::yaml::string_list(other).ok_or_else(|| doc.error(&gpath, format!("group `{name}` must be a list of host names, or `{{hosts: [...], vars: {{...}}}}`")))?),
+                gpath.clone(),
+            ),
+        };
+        let Some(members) = members else {
+            if !hosts.iter().any(|h| h.roles.contains(&name)) {
+                return Err(doc
+                    .error(&gpath, format!("group `{name}` has no `hosts`, and no host has a role `{name}`"))
+                    .help("list its hosts (`hosts: [web1]`), or name the group after a role to give that role's hosts variables"));
+            }
+            continue;
+        };
         for (i, m) in members.iter().enumerate() {
             if !hosts.iter().any(|h| &h.name == m) {
                 return Err(doc
-                    .error(&crate::yaml::index(&gpath, i), format!("group `{name}` names unknown host `{m}`"))
+                    .error(&crate::yaml::index(&members_path, i), format!("group `{name}` names unknown host `{m}`"))
                     .did_you_mean(m, hosts.iter().map(|h| h.name.as_str())));
             }
         }
         groups.insert(name, members);
     }
-    Ok(groups)
+    Ok((groups, group_vars))
 }
 
 /// Whether `address` is in an RFC 5737 documentation range. Such inventories are examples:

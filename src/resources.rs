@@ -51,7 +51,7 @@ pub struct HostResources {
 /// Keys a task may have besides its module.
 const TASK_KEYS: [&str; 4] = ["name", "when", "loop", "notify"];
 
-/// The variables of `host`: role defaults < inventory vars < host vars < extra vars, plus
+/// The variables of `host`: role defaults < inventory vars < group vars < host vars < extra vars, plus
 /// the inventory facts, with templated values resolved.
 pub fn host_vars(inv: &Inventory, host: &Host, roles: &Roles, role_names: &[String], extra: &Mapping, secrets: &mut Secrets) -> Result<Mapping, Diagnostics> {
     let mut errors = Diagnostics::default();
@@ -66,6 +66,7 @@ pub fn host_vars(inv: &Inventory, host: &Host, roles: &Roles, role_names: &[Stri
         }
     }
     overlay(&mut vars, &inv.vars);
+    overlay(&mut vars, &inv.group_vars_of(host));
     overlay(&mut vars, &host.vars);
     overlay(&mut vars, extra);
     overlay(&mut vars, &inventory_facts(inv, host));
@@ -214,6 +215,9 @@ fn var_origin(name: &str, inv: &Inventory, host: &Host, roles: &Roles, role_name
     if host.vars.contains_key(name) {
         return inv.doc.locate(&key(&key(&host.path, "vars"), name));
     }
+    if let Some((group, _)) = inv.group_vars.iter().rev().find(|(g, v)| v.contains_key(name) && inv.group_members(g).iter().any(|h| h.name == host.name)) {
+        return inv.doc.locate(&[Seg::Key("groups".into()), Seg::Key(group.clone()), Seg::Key("vars".into()), Seg::Key(name.into())]);
+    }
     if inv.vars.contains_key(name) {
         return inv.doc.locate(&[Seg::Key("vars".into()), Seg::Key(name.into())]);
     }
@@ -333,8 +337,8 @@ pub fn lower_host(inv: &Inventory, host: &Host, roles: &Roles, extra: &Mapping, 
 
     for role_name in &all_roles {
         let Some(role) = roles.get(role_name) else { continue };
-        if let Some(doc) = role.tasks.as_ref().filter(|_| applied.contains(role_name)) {
-            for (path, task) in role.task_list() {
+        if applied.contains(role_name) {
+            for (doc, path, task) in role.task_list() {
                 match lower_task(role, doc, &path, task, &vars, &ctx, &out.secrets, false) {
                     Ok(list) => {
                         let location = doc.locate(&path);

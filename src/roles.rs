@@ -21,6 +21,8 @@ pub struct Role {
     pub defaults: Mapping,
     pub defaults_doc: Option<Doc>,
     pub tasks: Option<Doc>,
+    /// Task files under `tasks/` that tasks.yml (or another of them) includes, by name.
+    pub task_files: IndexMap<String, Doc>,
     pub handlers: Option<Doc>,
     pub actions: Option<Doc>,
     pub templates: Templates,
@@ -142,6 +144,7 @@ impl Role {
             defaults: Mapping::new(),
             defaults_doc: None,
             tasks,
+            task_files: IndexMap::new(),
             handlers,
             actions,
             templates: Templates::new(&dir.join("templates")),
@@ -161,6 +164,12 @@ impl Role {
         if let Some(t) = &role.tasks {
             if !matches!(t.value, Value::Sequence(_)) && !matches!(&t.value, Value::Mapping(m) if m.is_empty()) {
                 errors.push(t.error(&[], "tasks.yml must be a list of tasks").help("start each task with `- `"));
+            } else {
+                let mut files = IndexMap::new();
+                if let Err(e) = load_includes(dir, t, &mut vec!["tasks.yml".to_string()], &mut files) {
+                    errors.push(e);
+                }
+                role.task_files = files;
             }
         }
         for doc in [&role.handlers, &role.actions].into_iter().flatten() {
@@ -180,11 +189,72 @@ impl Role {
         r.finish("role.yml")
     }
 
-    /// The tasks, with their paths in tasks.yml.
-    pub fn task_list(&self) -> Vec<(Vec<Seg>, &Value)> {
-        match self.tasks.as_ref().map(|d| &d.value) {
-            Some(Value::Sequence(items)) => items.iter().enumerate().map(|(i, v)| (vec![Seg::Index(i)], v)).collect(),
-            _ => Vec::new(),
+    /// The tasks in order, each with its file and its path there: an `include` is replaced
+    /// by the tasks of the file it names.
+    pub fn task_list(&self) -> Vec<(&Doc, Vec<Seg>, &Value)> {
+        let mut out = Vec::new();
+        if let Some(doc) = &self.tasks {
+            self.expand(doc, 0, &mut out);
+        }
+        out
+    }
+
+    fn expand<'a>(&'a self, doc: &'a Doc, depth: usize, out: &mut Vec<(&'a Doc, Vec<Seg>, &'a Value)>) {
+        let Value::Sequence(items) = &doc.value else { return };
+        for (i, task) in items.iter().enumerate() {
+            match include_of(task).and_then(|f| self.task_files.get(f)) {
+                // Loading refused cycles and bounded the depth; the bound here only guards.
+                Some(included) if depth < MAX_INCLUDE_DEPTH => self.expand(included, depth + 1, out),
+                Some(_) => {}
+                None => out.push((doc, vec![Seg::Index(i)], task)),
+            }
         }
     }
+}
+
+/// How deep includes may nest.
+const MAX_INCLUDE_DEPTH: usize = 8;
+
+/// The file a task `- include: FILE` names (`name:` may sit beside it), if it is one.
+fn include_of(task: &Value) -> Option<&str> {
+    let Value::Mapping(m) = task else { return None };
+    if m.keys().all(|k| matches!(k.as_str(), Some("include" | "name"))) {
+        m.get("include").and_then(Value::as_str)
+    } else {
+        None
+    }
+}
+
+/// Loads the task files `doc` includes (and theirs), from the role's `tasks/` directory.
+/// `stack` is the chain of files including each other, to refuse a cycle.
+fn load_includes(dir: &Path, doc: &Doc, stack: &mut Vec<String>, files: &mut IndexMap<String, Doc>) -> Result<(), Diagnostic> {
+    let Value::Sequence(items) = &doc.value else { return Ok(()) };
+    for (i, task) in items.iter().enumerate() {
+        let Value::Mapping(m) = task else { continue };
+        let Some(target) = m.get("include") else { continue };
+        let at = [Seg::Index(i), Seg::Key("include".into())];
+        let Some(name) = target.as_str().filter(|_| include_of(task).is_some()) else {
+            return Err(doc.error(&at, "`include` takes a file name and stands alone (only `name:` may sit beside it)").help("write `- include: setup.yml`, for roles/NAME/tasks/setup.yml"));
+        };
+        let plain = name.ends_with(".yml") && !name.starts_with('/') && name.split('/').all(|c| !c.is_empty() && c != "." && c != "..");
+        if !plain {
+            return Err(doc.error(&at, format!("`include: {name}` must name a .yml file under the role's tasks/ directory")).help("write `- include: setup.yml`, for roles/NAME/tasks/setup.yml"));
+        }
+        if stack.iter().any(|s| s == name) || stack.len() > MAX_INCLUDE_DEPTH {
+            return Err(doc.error(&at, format!("task files include each other in a cycle (or more than {MAX_INCLUDE_DEPTH} deep): {} -> {name}", stack.join(" -> "))));
+        }
+        if files.contains_key(name) {
+            continue;
+        }
+        let included = match load_optional(&dir.join("tasks").join(name))? {
+            Some(d) if matches!(d.value, Value::Sequence(_)) => d,
+            Some(d) => return Err(d.error(&[], "an included task file must be a list of tasks").help("start each task with `- `")),
+            None => return Err(doc.error(&at, format!("`include: {name}`: there is no roles/{}/tasks/{name}", dir.file_name().unwrap_or_default().to_string_lossy()))),
+        };
+        stack.push(name.to_string());
+        load_includes(dir, &included, stack, files)?;
+        stack.pop();
+        files.insert(name.to_string(), included);
+    }
+    Ok(())
 }

@@ -1,6 +1,7 @@
 //! Variables: the precedence merge, and the per-host variable set that templates see.
 //!
-//! Precedence, lowest first: role defaults < inventory `vars` < host `vars` < `-e`.
+//! Precedence, lowest first: role defaults < inventory `vars` < group `vars` (in the order
+//! the groups are written) < host `vars` < `-e`.
 //! String values may themselves be templates (`deploy_to: /var/www/{{ app }}`); they are
 //! resolved against the merged set until nothing changes, as Ansible users expect.
 
