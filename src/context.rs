@@ -14,14 +14,14 @@ use serde_yaml::{Mapping, Value};
 pub const SHARED: [&str; 2] = ["hosts", "groups"];
 
 /// The context of a host whose variables are `vars`: the shared part of `inv` wins over a
-/// host variable of the same name, as it always has.
+/// variable of the same name, as it always has. (In `merge_maps` the last map wins.)
 pub fn of(vars: &Mapping, inv: &Inventory) -> JValue {
-    merge_maps([shared(inv), JValue::from(Serde(vars))])
+    merge_maps([JValue::from(Serde(vars)), shared(inv)])
 }
 
-/// `base` with `item` (a loop's current item) added.
+/// `base` with `item` (a loop's current item) added; the item wins over a variable `item`.
 pub fn with_item(base: &JValue, item: &JValue) -> JValue {
-    merge_maps([minijinja::context! { item => item.clone() }, base.clone()])
+    merge_maps([base.clone(), minijinja::context! { item => item.clone() }])
 }
 
 /// The shared part, converted on first use.
@@ -57,4 +57,33 @@ pub fn host_value(h: &Host) -> Value {
     m.insert("roles".into(), Value::Sequence(h.roles.iter().map(|r| Value::String(r.clone())).collect()));
     m.insert("primary".into(), h.primary.into());
     Value::Mapping(m)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn inventory() -> Inventory {
+        let text = "stage: s\nhosts:\n  h1: {address: 10.0.0.1, roles: [r]}\n  h2: {address: 10.0.0.2, roles: [r]}\n";
+        let doc = crate::yaml::Doc::parse(std::path::Path::new("inv.yml"), text.to_string()).expect("parses");
+        Inventory::from_doc(doc).expect("valid")
+    }
+
+    fn render(ctx: &JValue, src: &str) -> String {
+        minijinja::Environment::new().render_str(src, ctx.clone()).expect("renders")
+    }
+
+    #[test]
+    fn the_inventory_wins_over_a_variable_of_its_name_and_the_item_over_a_variable_item() {
+        let inv = inventory();
+        let mut vars = Mapping::new();
+        vars.insert("groups".into(), Value::Mapping(Mapping::new()));
+        vars.insert("hosts".into(), "mine".into());
+        vars.insert("item".into(), "fixed".into());
+        vars.insert("app".into(), "shop".into());
+        let ctx = of(&vars, &inv);
+        assert_eq!(render(&ctx, "{{ groups.r | join(',') }} {{ hosts.h2.address }} {{ app }} {{ item }}"), "h1,h2 10.0.0.2 shop fixed");
+        let looped = with_item(&ctx, &JValue::from("a"));
+        assert_eq!(render(&looped, "{{ item }} {{ app }} {{ groups.r | length }}"), "a shop 2");
+    }
 }
