@@ -48,22 +48,34 @@ pub fn script(changes: &[Change], who: &str) -> Script {
     s.push(sh!("umask 022\n"));
     s.push(sh!("mkdir -p {} && chmod 700 {} || exit 1\n", STATE_DIR, STATE_DIR));
     // The lock is a directory (mkdir is atomic). Its owner file names the holder; a holder
-    // whose process is gone left a stale lock, which is taken over.
+    // whose process is gone left a stale lock, which is taken over. Taking over is done under
+    // a flock on a guard file, released only once the new owner is written: two runs that
+    // both find a stale lock cannot both take it, and a run between its mkdir and its owner
+    // line (no owner yet, the lock younger than a minute) is not mistaken for a dead one.
     s.push(sh!(
-        "if ! mkdir {} 2>/dev/null; then pv_owner=$(cat {} 2>/dev/null); pv_pid=${{pv_owner%% *}}; \
-if [ -n \"$pv_pid\" ] && kill -0 \"$pv_pid\" 2>/dev/null; then echo \"@@PV locked $pv_owner\"; exit 75; fi; \
-rm -rf {}; mkdir {} 2>/dev/null || {{ echo \"@@PV locked $(cat {} 2>/dev/null)\"; exit 75; }}; fi\n",
+        "if ! mkdir {} 2>/dev/null; then
+  exec 9>>{} && flock -w 10 9 || {{ echo '@@PV locked (another run is taking the lock over)'; exit 75; }}
+  pv_owner=$(cat {} 2>/dev/null); pv_pid=${{pv_owner%% *}}
+  if [ -n \"$pv_pid\" ] && kill -0 \"$pv_pid\" 2>/dev/null; then echo \"@@PV locked $pv_owner\"; exit 75; fi
+  if [ -z \"$pv_pid\" ] && [ -z \"$(find {} -maxdepth 0 -mmin +1 2>/dev/null)\" ]; then echo '@@PV locked (a run is starting)'; exit 75; fi
+  rm -rf {}; mkdir {} 2>/dev/null || {{ echo \"@@PV locked $(cat {} 2>/dev/null)\"; exit 75; }}
+fi
+",
         LOCK_DIR,
+        format!("{STATE_DIR}/lock.guard"),
         format!("{LOCK_DIR}/owner"),
+        LOCK_DIR,
         LOCK_DIR,
         LOCK_DIR,
         format!("{LOCK_DIR}/owner")
     ));
-    s.push(sh!("printf '%s %s\\n' \"$$\" {} > {}\n", who.replace('\n', " "), format!("{LOCK_DIR}/owner")));
+    s.push(sh!("printf '%s %s\\n' \"$$\" {} > {}\nexec 9>&-\n", who.replace('\n', " "), format!("{LOCK_DIR}/owner")));
     // A run killed before its EXIT trap left its temp directory (perhaps with a secret's
-    // stdin in it): ours are cleaned here, under the lock, when their process is gone.
+    // stdin in it): ours are cleaned here, under the lock, when their process is gone. Only
+    // directories root made (not a link, owned by us): anyone can create names in /tmp, and
+    // a FIFO or a link to /dev/zero as `pid` must not hang or flood the run.
     s.push(sh!(
-        "for pv_old in {}.*; do [ -d \"$pv_old\" ] || continue; pv_op=$(cat \"$pv_old/pid\" 2>/dev/null); if [ -z \"$pv_op\" ] || ! kill -0 \"$pv_op\" 2>/dev/null; then rm -rf -- \"$pv_old\"; fi; done\n",
+        "for pv_old in {}.*; do [ -d \"$pv_old\" ] && [ ! -L \"$pv_old\" ] && [ -O \"$pv_old\" ] || continue; pv_op=; [ -f \"$pv_old/pid\" ] && [ ! -L \"$pv_old/pid\" ] && read -r pv_op < \"$pv_old/pid\"; if [ -z \"$pv_op\" ] || ! kill -0 \"$pv_op\" 2>/dev/null; then rm -rf -- \"$pv_old\"; fi; done\n",
         RUN_DIR_PREFIX
     ));
     s.push(sh!(

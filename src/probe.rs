@@ -33,9 +33,10 @@ pub fn script(req: &FactRequest) -> Script {
     s.push(sh!("{}cat {}\n", mark("journal"), JOURNAL));
     // What a killed run left behind: a lock whose holder is gone, a temp directory whose
     // process is gone (a secret's stdin may be in one). A run with nothing to change still
-    // cleans them, so a converged host keeps no secret in /tmp.
+    // cleans them, so a converged host keeps no secret in /tmp. Only directories we made
+    // count (see the apply script): a FIFO planted as `pid` must not hang the probe.
     s.push(sh!(
-        "{}pv_o=$(cat {}) && {{ kill -0 \"${{pv_o%% *}}\" || echo stale; }}\nfor pv_d in {}.*; do [ -d \"$pv_d\" ] || continue; pv_p=$(cat \"$pv_d/pid\"); {{ [ -n \"$pv_p\" ] && kill -0 \"$pv_p\"; }} || echo stale; done\n",
+        "{}pv_o=$(cat {}) && {{ kill -0 \"${{pv_o%% *}}\" || echo stale; }}\nfor pv_d in {}.*; do [ -d \"$pv_d\" ] && [ ! -L \"$pv_d\" ] && [ -O \"$pv_d\" ] || continue; pv_p=; [ -f \"$pv_d/pid\" ] && [ ! -L \"$pv_d/pid\" ] && read -r pv_p < \"$pv_d/pid\"; {{ [ -n \"$pv_p\" ] && kill -0 \"$pv_p\"; }} || echo stale; done\n",
         mark("leftovers"),
         format!("{LOCK_DIR}/owner"),
         RUN_DIR_PREFIX

@@ -103,6 +103,18 @@ fn sigkill_at_random_moments_never_leaves_a_partial_file_and_reruns_converge() {
     let r = p.run(&["--format", "json"]);
     assert_eq!((r.code, r.changes()), (0, 0), "{}", r.all());
     assert_eq!(ssh(H, leftovers), "0\nunlocked\n", "a run with nothing to change left a killed run's leftovers");
+    // Anyone can make names in /tmp: a FIFO (or a link to /dev/zero) planted as a run
+    // directory's `pid` must not hang the probe or the cleanup, and another user's
+    // directory is not ours to remove.
+    ssh(H, "mkdir /tmp/.pv-run.fifo && mkfifo /tmp/.pv-run.fifo/pid && chown -R nobody /tmp/.pv-run.fifo; mkdir /tmp/.pv-run.zero && ln -s /dev/zero /tmp/.pv-run.zero/pid");
+    for args in [&["--check"][..], &[][..]] {
+        let t = Instant::now();
+        let r = p.run(args);
+        assert_eq!(r.code, 0, "{args:?}: {}", r.all());
+        assert!(t.elapsed() < Duration::from_secs(60), "{args:?} took {:?}: a planted pid hung it", t.elapsed());
+    }
+    assert_eq!(ssh(H, "ls -d /tmp/.pv-run.* 2>/dev/null"), "/tmp/.pv-run.fifo\n", "the root-owned leftover goes, another user's directory stays");
+    ssh(H, "rm -rf /tmp/.pv-run.fifo");
 }
 
 fn crate_sha(text: &str) -> String {
