@@ -54,8 +54,15 @@ fn init_writes_a_project_that_validates_and_never_overwrites() {
     assert!(again.stderr.contains("is not an empty directory: nothing was written"), "{}", again.all());
     assert!(files(&project) == before, "init changed an existing project");
     // No half-written project is left beside it, and a bad name is refused before writing.
-    let bad = run_provision(elsewhere.path(), &["init", "other", "--app", "Shop;rm"], &[]);
-    assert_eq!(bad.code, 1, "{}", bad.all());
+    for app in ["Shop;rm", "null", "true"] {
+        let bad = run_provision(elsewhere.path(), &["init", "other", "--app", app], &[]);
+        assert_eq!(bad.code, 1, "--app {app}: {}", bad.all());
+    }
+    // A rename that fails (DIR is a dangling link) leaves no temp project behind.
+    std::os::unix::fs::symlink(elsewhere.path().join("nowhere"), elsewhere.path().join("dangling")).expect("symlink");
+    let r = run_provision(elsewhere.path(), &["init", "dangling"], &[]);
+    assert_eq!(r.code, 1, "{}", r.all());
+    std::fs::remove_file(elsewhere.path().join("dangling")).expect("rm");
     let left: Vec<String> = std::fs::read_dir(elsewhere.path()).expect("read_dir").flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect();
     assert_eq!(left, vec!["shop".to_string()], "what init left in the parent directory");
     // An empty directory is fine.

@@ -63,6 +63,10 @@ pub fn init(opts: &InitOptions) -> Result<InitReport> {
     if !(app.chars().next().is_some_and(|c| c.is_ascii_lowercase()) && app.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')) {
         bail!("`--app {app}`: the app's name must be lowercase letters, digits and `_`, starting with a letter (it names directories, the database and environment variables)");
     }
+    // Written bare into YAML, these would be read as null or a boolean, not as a name.
+    if ["null", "true", "false", "yes", "no", "on", "off", "y", "n"].contains(&app.as_str()) {
+        bail!("`--app {app}`: YAML reads `{app}` as a null or a boolean, not a name; choose another name");
+    }
     let dir = &opts.dir;
     if dir.exists() && (!dir.is_dir() || std::fs::read_dir(dir).map(|mut d| d.next().is_some()).unwrap_or(true)) {
         bail!("`{}` exists and is not an empty directory: nothing was written; choose a new directory", dir.display());
@@ -87,8 +91,9 @@ pub fn init(opts: &InitOptions) -> Result<InitReport> {
     if dir.exists() {
         std::fs::remove_dir(dir).with_context(|| format!("cannot replace the empty directory `{}`", dir.display()))?;
     }
-    let made = staging.keep();
-    std::fs::rename(&made, dir).with_context(|| format!("cannot move the new project to `{}`", dir.display()))?;
+    // Renamed while the temp directory still owns it: a failed rename removes it again.
+    std::fs::rename(staging.path(), dir).with_context(|| format!("cannot move the new project to `{}`", dir.display()))?;
+    let _ = staging.keep();
     Ok(InitReport { dir: dir.display().to_string(), app: app.clone(), files })
 }
 
