@@ -90,7 +90,7 @@ pub fn host_vars(inv: &Inventory, host: &Host, roles: &Roles, role_names: &[Stri
 /// A variable computed from a secret (`"{{ password | urlencode }}"`, a URL holding it) is
 /// a secret too, whatever its text looks like: repeated until nothing new is found.
 fn taint_derived_secrets(raw: &Mapping, resolved: &Mapping, secrets: &mut Secrets) {
-    let templates = crate::template::Templates::new(std::path::Path::new("/nonexistent"));
+    let templates = variable_templates();
     let is_secret = |v: &Value, secrets: &Secrets| {
         let mut hit = false;
         collect_strings(v, &mut |s| hit |= secrets.touches(s));
@@ -147,13 +147,17 @@ fn resolve(vars: Mapping, inv: &Inventory, host: &Host, roles: &Roles, role_name
             let mut refs = Vec::new();
             collect_strings(&value, &mut |s| refs.extend(self.templates.referenced(s)));
             self.stack.push(name.to_string());
-            for r in refs {
+            for r in &refs {
                 if r != name && self.current.contains_key(r.as_str()) {
-                    self.resolve(&r)?;
+                    self.resolve(r)?;
                 }
             }
             self.stack.pop();
-            let ctx = crate::context::of(&self.current, self.inv);
+            // The context holds only the names the value's templates use (with the
+            // inventory's): building it from every variable, for every variable, cost the
+            // square of the variables per host.
+            let used: Mapping = refs.iter().filter_map(|r| self.current.get(r.as_str()).map(|v| (Value::String(r.clone()), v.clone()))).collect();
+            let ctx = crate::context::of(&used, self.inv);
             let nowhere = Location::file("");
             let rendered = match render_value(&value, self.templates, &ctx, &nowhere, &|_| nowhere.clone()) {
                 Ok(v) => v,

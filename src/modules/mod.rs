@@ -155,18 +155,33 @@ pub fn check_path(p: &str, args: &Args, key: &str) -> Result<(), Diagnostic> {
 /// absolute path, a `..` or a link out of the role would read the controller's own files.
 pub fn check_role_relative(src: &str, args: &Args, key: &str, dir: &str, cx: &LowerCx) -> Result<(), Diagnostic> {
     let base = cx.role_dir.join(dir);
-    let escapes = src.starts_with('/')
-        || src.split(['/', '\\']).any(|c| c == "..")
-        || match (base.join(src).canonicalize(), base.canonicalize()) {
-            (Ok(file), Ok(base)) => !file.starts_with(base),
-            _ => false,
-        };
+    let escapes = src.starts_with('/') || src.split(['/', '\\']).any(|c| c == "..") || resolves_outside(&base, src);
     if escapes {
         return Err(args
             .error(format!("`{key}: {}` is outside the role's {dir}/ directory", crate::terminal::printable(src)))
             .help(format!("put the file in roles/{}/{dir}/ and name it relative to that directory", cx.role)));
     }
     Ok(())
+}
+
+/// Whether `base/src`, its links resolved, lies outside `base`. Remembered per path: every
+/// host lowers the same tasks, and resolving costs a system call per path component.
+fn resolves_outside(base: &std::path::Path, src: &str) -> bool {
+    use std::collections::HashMap;
+    use std::path::PathBuf;
+    static SEEN: std::sync::Mutex<Option<HashMap<PathBuf, bool>>> = std::sync::Mutex::new(None);
+    let path = base.join(src);
+    if let Some(known) = SEEN.lock().ok().and_then(|m| m.as_ref().and_then(|m| m.get(&path).copied())) {
+        return known;
+    }
+    let outside = match (path.canonicalize(), base.canonicalize()) {
+        (Ok(file), Ok(base)) => !file.starts_with(base),
+        _ => false,
+    };
+    if let Ok(mut m) = SEEN.lock() {
+        m.get_or_insert_with(HashMap::new).insert(path, outside);
+    }
+    outside
 }
 
 /// A unified diff of two texts, or a note when either is not text.
