@@ -42,6 +42,7 @@ impl HostOptions {
             roles: self.roles.clone(),
             limits: self.limits.clone(),
             extra_vars: self.extra_vars.clone(),
+            shard: None,
         }
     }
 

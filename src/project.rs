@@ -20,6 +20,37 @@ pub struct Selection {
     pub limits: Vec<String>,
     /// `KEY=VALUE`, over every other variable.
     pub extra_vars: Vec<String>,
+    /// Only this share of the selected hosts (`--shard K/N`).
+    pub shard: Option<Shard>,
+}
+
+/// Share K of N of the selected hosts: those at positions K, K+N, K+2N, ... (1-based) of the
+/// selection in inventory order. N controllers running shards 1/N to N/N together cover
+/// every selected host exactly once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shard {
+    pub index: usize,
+    pub count: usize,
+}
+
+impl std::str::FromStr for Shard {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Shard, String> {
+        let wrong = || format!("`{s}` is not a shard: write K/N with 1 <= K <= N, such as 2/4");
+        let (k, n) = s.split_once('/').ok_or_else(wrong)?;
+        let (index, count) = (k.trim().parse::<usize>().map_err(|_| wrong())?, n.trim().parse::<usize>().map_err(|_| wrong())?);
+        if index == 0 || index > count {
+            return Err(wrong());
+        }
+        Ok(Shard { index, count })
+    }
+}
+
+impl Shard {
+    /// Whether the host at `position` (0-based) of the selection is in this shard.
+    pub fn has(&self, position: usize) -> bool {
+        position % self.count == self.index - 1
+    }
 }
 
 /// A loaded project.
@@ -61,7 +92,9 @@ impl Project {
             Ok(hosts) => hosts
                 .into_iter()
                 .filter(|h| selection.roles.is_empty() || h.roles.iter().any(|r| selection.roles.contains(r)))
-                .cloned()
+                .enumerate()
+                .filter(|(i, _)| selection.shard.is_none_or(|s| s.has(*i)))
+                .map(|(_, h)| h.clone())
                 .collect(),
             Err(e) => {
                 errors.0.extend(e.0);

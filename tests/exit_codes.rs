@@ -121,3 +121,36 @@ fn completions_and_the_man_page_come_from_the_parser() {
     assert!(man.stdout.starts_with(".ie") || man.stdout.contains(".TH provision"), "not a man page:\n{}", &man.stdout[..man.stdout.len().min(300)]);
     assert!(man.stdout.contains("release"), "the man page lists the verbs");
 }
+
+/// `--shard K/N` over 4 shards covers every selected host exactly once, in the same order,
+/// and the shards' JSON host lists merge into the unsharded run's. The hosts are loopback
+/// ports where nothing listens: each fails at once, and still appears in the report.
+#[test]
+fn four_shards_cover_every_host_exactly_once() {
+    let p = Project::new(&[]);
+    p.write("roles/r/tasks.yml", "- file: {path: /srv/x, state: directory}\n");
+    let tb = common::testbed_dir();
+    let mut inv = format!("stage: test\nssh:\n  identity_file: {}\n  known_hosts: {}\n  connect_timeout: 2\nhosts:\n", tb.join("id_ed25519").display(), tb.join("known_hosts").display());
+    for i in 1..=10 {
+        inv.push_str(&format!("  u{i}: {{address: 127.0.0.1, port: {i}, roles: [r]}}\n"));
+    }
+    p.write("inventories/test.yml", &inv);
+    let hosts = |args: &[&str]| -> Vec<String> {
+        let r = p.run(&[&["--check", "--format", "json"], args].concat());
+        assert_eq!(r.code, FAILED, "nothing listens there: {}", r.all());
+        r.json()["hosts"].as_array().expect("hosts").iter().map(|h| h["host"].as_str().unwrap_or_default().to_string()).collect()
+    };
+    let all = hosts(&[]);
+    assert_eq!(all.len(), 10);
+    let shards: Vec<Vec<String>> = (1..=4).map(|k| hosts(&["--shard", &format!("{k}/4")])).collect();
+    assert_eq!(shards.iter().map(Vec::len).collect::<Vec<_>>(), vec![3, 3, 2, 2], "balanced: {shards:?}");
+    let mut merged: Vec<String> = shards.concat();
+    merged.sort_by_key(|h| all.iter().position(|a| a == h));
+    assert_eq!(merged, all, "each host in exactly one shard");
+    // With --limit, the shards split the selection.
+    let limited = hosts(&["--limit", "u2", "--limit", "u3", "--limit", "u4", "--shard", "2/2"]);
+    assert_eq!(limited, vec!["u3".to_string()]);
+    for bad in ["0/4", "5/4", "1/0", "x"] {
+        assert_eq!(p.run(&["--check", "--shard", bad]).code, USAGE, "--shard {bad}");
+    }
+}
