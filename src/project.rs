@@ -93,7 +93,7 @@ impl Project {
                 .into_iter()
                 .filter(|h| selection.roles.is_empty() || h.roles.iter().any(|r| selection.roles.contains(r)))
                 .enumerate()
-                .filter(|(i, _)| selection.shard.is_none_or(|s| s.has(*i)))
+                .filter(|(i, _)| selection.shard.map_or(true, |s| s.has(*i)))
                 .map(|(_, h)| h.clone())
                 .collect(),
             Err(e) => {
