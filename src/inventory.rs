@@ -65,6 +65,7 @@ impl Inventory {
     pub fn from_doc(doc: Doc) -> Result<Inventory, Diagnostics> {
         let mut errors = Diagnostics::default();
         let mut secrets = Secrets::default();
+        secrets.base_dir = doc.path.parent().map(Path::to_path_buf);
         let root = doc.value.clone();
         let mut top = MapReader::new(&doc, vec![], &root, "the inventory").map_err(Diagnostics::from)?;
 
@@ -221,7 +222,7 @@ impl Inventory {
         missing.dedup();
         for m in missing {
             errors.push(
-                Diagnostic::new(format!("the inventory reads the secret `!env {m}`, but the environment variable {m} is not set"))
+                Diagnostic::new(format!("a secret of the inventory needs the environment variable {m}, which is not set"))
                     .at(self.doc.locate(&[Seg::Key("vars".into())]))
                     .help(format!("export {m}=... before running provision")),
             );

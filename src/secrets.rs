@@ -3,13 +3,17 @@
 
 use serde_yaml::{Mapping, Value};
 use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
 
 /// The values that must never be printed. Every line of output passes through [`Secrets::redact`].
 #[derive(Debug, Clone, Default)]
 pub struct Secrets {
     values: BTreeSet<String>,
-    /// `!env NAME` references whose variable was not set; an error when connecting.
+    /// `!env NAME` references whose variable was not set (and `PROVISION_AGE_IDENTITY` for
+    /// `!age` without an identity); an error when connecting.
     pub missing_env: Vec<String>,
+    /// Where `!cmd` commands run and `!age` files are found: the inventory's directory.
+    pub base_dir: Option<PathBuf>,
 }
 
 /// Percent-encoding of everything but RFC 3986's unreserved characters (what `urlencode`
@@ -113,8 +117,50 @@ impl Secrets {
     }
 }
 
-/// Replaces `!secret VALUE` by VALUE and `!env NAME` by the environment's value, recording
-/// both as secrets.
+/// The output of a command run on the controller for a secret: `!cmd` (the inventory
+/// author's command, in sh, like Kamal's secrets) or `!age` (the `age` tool, arguments
+/// passed as such). Run once per command and directory however many hosts read it; its
+/// output is never printed, and an error shows the command, its status and its first
+/// line on stderr.
+fn secret_output(program: &str, args: &[&str], dir: Option<&Path>, what: &str) -> Result<String, String> {
+    use std::collections::HashMap;
+    type Seen = HashMap<(Option<PathBuf>, Vec<String>), Result<String, String>>;
+    static SEEN: std::sync::Mutex<Option<Seen>> = std::sync::Mutex::new(None);
+    let key = (dir.map(Path::to_path_buf), std::iter::once(program).chain(args.iter().copied()).map(String::from).collect::<Vec<_>>());
+    if let Some(known) = SEEN.lock().ok().and_then(|m| m.as_ref().and_then(|m| m.get(&key).cloned())) {
+        return known;
+    }
+    let mut cmd = std::process::Command::new(program);
+    cmd.args(args).stdin(std::process::Stdio::null());
+    if let Some(d) = dir.filter(|d| !d.as_os_str().is_empty()) {
+        cmd.current_dir(d);
+    }
+    let result = match cmd.output() {
+        Err(e) => Err(format!("{what}: cannot run `{program}`: {e}")),
+        Ok(o) if o.status.success() => {
+            let out = String::from_utf8(o.stdout).map_err(|_| format!("{what}: the output is not UTF-8 text"))?;
+            Ok(out.strip_suffix('\n').map(|s| s.strip_suffix('\r').unwrap_or(s)).unwrap_or(&out).to_string())
+        }
+        Ok(o) => {
+            let err = String::from_utf8_lossy(&o.stderr);
+            let first: String = err.lines().next().unwrap_or("").chars().take(200).collect();
+            Err(format!("{what} failed ({}): {}", o.status, crate::terminal::printable(&first)))
+        }
+    };
+    if let Ok(mut m) = SEEN.lock() {
+        m.get_or_insert_with(HashMap::new).insert(key, result.clone());
+    }
+    result
+}
+
+/// The age identity file `!age` decrypts with: `$PROVISION_AGE_IDENTITY`.
+fn age_identity() -> Option<String> {
+    std::env::var("PROVISION_AGE_IDENTITY").ok().filter(|p| !p.is_empty())
+}
+
+/// Replaces `!secret VALUE` by VALUE, `!env NAME` by the environment's value, `!cmd "CMD"`
+/// by what CMD prints (run by sh on the controller, in the inventory's directory) and
+/// `!age FILE` by FILE decrypted with the `age` tool, recording each as a secret.
 pub fn extract_secrets(value: Value, secrets: &mut Secrets) -> Result<Value, String> {
     Ok(match value {
         Value::Tagged(t) => {
@@ -136,7 +182,23 @@ pub fn extract_secrets(value: Value, secrets: &mut Secrets) -> Result<Value, Str
                         Value::String(format!("(unset environment variable {inner})"))
                     }
                 },
-                other => return Err(format!("unknown tag `{other}`; use `!secret` or `!env`")),
+                "!cmd" => {
+                    let v = secret_output("sh", &["-c", &inner], secrets.base_dir.as_deref(), &format!("`!cmd {inner}`"))?;
+                    secrets.add(&v);
+                    Value::String(v)
+                }
+                "!age" => match age_identity() {
+                    Some(identity) => {
+                        let v = secret_output("age", &["--decrypt", "--identity", &identity, "--", &inner], secrets.base_dir.as_deref(), &format!("`!age {inner}`"))?;
+                        secrets.add(&v);
+                        Value::String(v)
+                    }
+                    None => {
+                        secrets.missing_env.push("PROVISION_AGE_IDENTITY".into());
+                        Value::String(format!("(no age identity to decrypt {inner})"))
+                    }
+                },
+                other => return Err(format!("unknown tag `{other}`; use `!secret`, `!env`, `!cmd` or `!age`")),
             }
         }
         Value::Mapping(m) => {

@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 command -v cargo >/dev/null || { echo "tests/run.sh: cargo is missing; install the Rust toolchain first" >&2; exit 1; }
 
 need=()
-for pair in curl:curl ssh:openssh-client; do
+for pair in curl:curl ssh:openssh-client age:age; do
   command -v "${pair%%:*}" >/dev/null || need+=("${pair#*:}")
 done
 if ((${#need[@]})); then

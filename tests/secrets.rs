@@ -93,3 +93,64 @@ fn no_form_of_a_secret_is_printed_or_left_readable() {
     assert!(r.all().contains("lets every user of the host read it"), "{}", r.all());
     ssh(H, "rm -rf /srv/pvs /etc/systemd/system/pvs-secret.service; systemctl daemon-reload");
 }
+
+/// `!cmd` (a command's output, run on the controller in the inventory's directory) and `!age`
+/// (a file decrypted with the `age` tool) reach the host through a template, and their
+/// values appear in no output. Without an identity, `!age` stops a run before connecting
+/// but not `validate`; a failing command stops everything, naming the command.
+#[test]
+fn command_and_age_secrets_reach_the_host_and_are_never_printed() {
+    let _s = serial();
+    const CMD_SECRET: &str = "cmd-secret-7f3a9'$x";
+    const AGE_SECRET: &str = "age-secret-9c1d\"e";
+    ssh(H, "rm -rf /srv/pvs-src");
+    let p = Project::new(&[(H, &["src"])]);
+    let dir = p.path("inventories");
+    let run = |cmd: &str| {
+        let o = std::process::Command::new("sh").args(["-c", cmd]).current_dir(&dir).output().expect("sh");
+        assert!(o.status.success(), "{cmd}: {}", String::from_utf8_lossy(&o.stderr));
+    };
+    run("age-keygen -o key.txt 2>/dev/null && chmod 600 key.txt");
+    run(&format!("printf '%s' {} | age -r \"$(age-keygen -y key.txt)\" -o db.age", provision::shell::quote(AGE_SECRET)));
+    std::fs::write(dir.join("cmd-secret.txt"), format!("{CMD_SECRET}\n")).expect("write");
+    p.inventory(&[(H, &["src"])], "vars:\n  from_cmd: !cmd \"cat cmd-secret.txt\"\n  from_age: !age db.age\n");
+    p.write("roles/src/tasks.yml", "- template: {src: s.conf.j2, dest: /srv/pvs-src/s.conf}\n");
+    p.write("roles/src/templates/s.conf.j2", "cmd={{ from_cmd }}\nage={{ from_age }}\n");
+    let clean = |what: &str, text: &str| {
+        for s in [CMD_SECRET, AGE_SECRET, "cmd-secret-7f3a9", "age-secret-9c1d"] {
+            assert!(!text.contains(s), "{what} shows a secret ({s:?}):\n{text}");
+        }
+    };
+
+    // No identity: validate passes (nothing connects), a run refuses before connecting.
+    let v = common::run_provision(p.dir.path(), &["validate", "inventories/test.yml"], &[]);
+    assert_eq!(v.code, 0, "{}", v.all());
+    let r = p.run(&["--check"]);
+    assert!(r.code == 1 && r.stderr.contains("PROVISION_AGE_IDENTITY"), "{}", r.all());
+    clean("a run without identity", &r.all());
+
+    let identity = dir.join("key.txt");
+    let with_key = |args: &[&str]| {
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_provision"))
+            .current_dir(p.dir.path())
+            .env("NO_COLOR", "1")
+            .env("PROVISION_AGE_IDENTITY", &identity)
+            .args([&["inventories/test.yml"], args].concat())
+            .output()
+            .expect("provision runs");
+        (o.status.code().unwrap_or(-1), format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr)))
+    };
+    for args in [&["--check", "-v"][..], &["-v"], &["--format", "json"]] {
+        let (code, out) = with_key(args);
+        assert!(code == 0 || (code == 2 && args.contains(&"--check")), "{args:?}: {out}");
+        clean(&format!("{args:?}"), &out);
+    }
+    assert_eq!(ssh(H, "cat /srv/pvs-src/s.conf; stat -c %a /srv/pvs-src/s.conf"), format!("cmd={CMD_SECRET}\nage={AGE_SECRET}\n600\n"));
+
+    // A command that fails stops everything, naming the command and its line, not its output.
+    p.inventory(&[(H, &["src"])], "vars:\n  from_cmd: !cmd \"cat cmd-secret.txt; echo oops >&2; exit 3\"\n  from_age: !secret x-unused\n");
+    let v = common::run_provision(p.dir.path(), &["validate", "inventories/test.yml"], &[]);
+    assert!(v.code == 1 && v.stderr.contains("inventories/test.yml:") && v.stderr.contains("failed") && v.stderr.contains("oops"), "{}", v.all());
+    clean("a failed command", &v.all());
+    ssh(H, "rm -rf /srv/pvs-src");
+}
