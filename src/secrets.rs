@@ -178,8 +178,12 @@ pub fn extract_secrets(value: Value, secrets: &mut Secrets) -> Result<Value, Str
                         Value::String(v)
                     }
                     Err(_) => {
+                        // The stand-in is a secret too: `validate` without the environment
+                        // still finds the secret on a command line, in a path, in a name.
                         secrets.missing_env.push(inner.clone());
-                        Value::String(format!("(unset environment variable {inner})"))
+                        let stand_in = format!("(unset environment variable {inner})");
+                        secrets.add(&stand_in);
+                        Value::String(stand_in)
                     }
                 },
                 "!cmd" => {
@@ -195,7 +199,9 @@ pub fn extract_secrets(value: Value, secrets: &mut Secrets) -> Result<Value, Str
                     }
                     None => {
                         secrets.missing_env.push("PROVISION_AGE_IDENTITY".into());
-                        Value::String(format!("(no age identity to decrypt {inner})"))
+                        let stand_in = format!("(no age identity to decrypt {inner})");
+                        secrets.add(&stand_in);
+                        Value::String(stand_in)
                     }
                 },
                 other => return Err(format!("unknown tag `{other}`; use `!secret`, `!env`, `!cmd` or `!age`")),

@@ -110,6 +110,17 @@ fn a_secret_on_a_command_line_is_refused() {
     rejected(&p, &["roles/r/tasks.yml:1:", "visible in `ps`", "stdin"]);
     let r = p.run(&["--check"]);
     assert!(!r.all().contains("hunter22"));
+    // Found statically, whatever the source and whether or not its value is at hand: an
+    // unset environment variable, an age file without an identity.
+    for source in ["!env PV_TEST_SURELY_UNSET_2f9c", "!age nosuch.age"] {
+        p.inventory(&[("unreachable", &["r"])], &format!("vars:\n  pw: {source}\n"));
+        let v = run_provision(p.dir.path(), &["validate", "inventories/test.yml"], &[]);
+        assert!(v.code == 1 && v.stderr.contains("roles/r/tasks.yml:1:") && v.stderr.contains("visible in `ps`"), "{source}: {}", v.all());
+    }
+    // A plain value on the same command line is fine.
+    p.inventory(&[("unreachable", &["r"])], "vars:\n  pw: not-a-secret\n");
+    let v = run_provision(p.dir.path(), &["validate", "inventories/test.yml"], &[]);
+    assert_eq!(v.code, 0, "{}", v.all());
 }
 
 #[test]
