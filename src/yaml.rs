@@ -62,8 +62,13 @@ impl std::fmt::Debug for LocateCache {
 impl Doc {
     /// Reads and parses `path`, applying `<<` merge keys (serde_yaml would drop them silently).
     pub fn load(path: &Path) -> Result<Doc, Diagnostic> {
+        // No line to point at: the file itself is the problem.
         let text = std::fs::read_to_string(path).map_err(|e| {
-            Diagnostic::new(format!("cannot read `{}`: {e}", path.display())).at(Location::file(path))
+            let d = Diagnostic::new(format!("cannot read `{}`: {e}", path.display()));
+            match e.kind() {
+                std::io::ErrorKind::NotFound => d.help("check the path (inventories are usually inventories/NAME.yml, run from the project's directory)"),
+                _ => d,
+            }
         })?;
         Doc::parse(path, text)
     }

@@ -33,6 +33,8 @@ fn the_command_line_table() {
         (&["relase", "--dir", "app"], &p, USAGE, "did you mean `provision release`?"),
         (&["rollbak"], &p, USAGE, "did you mean `provision rollback`?"),
         (&["tsks"], &p, USAGE, "did you mean `provision tasks`?"),
+        (&["db"], &p, USAGE, "did you mean `provision db-copy`?"),
+        (&["rel"], &p, USAGE, "did you mean `provision release` or `provision releases`?"),
         // A word far from every verb is an inventory that does not exist: an error, not a usage hint.
         (&["staging"], &p, FAILED, "cannot read `staging`"),
     ];

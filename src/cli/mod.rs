@@ -128,11 +128,23 @@ fn mistyped_verb(inventory: Option<&std::path::Path>) -> Option<String> {
     }
     use clap::CommandFactory;
     let verbs: Vec<String> = Cli::command().get_subcommands().map(|c| c.get_name().to_string()).collect();
-    let (distance, verb) = verbs.iter().map(|v| (strsim::damerau_levenshtein(word, v), v)).min()?;
-    (distance > 0 && distance <= 2 && distance < verb.len() / 2 + 1).then(|| {
-        format!("error: `{word}` is neither an inventory file nor a verb
-  help: did you mean `provision {verb}`? (`provision --help` lists the verbs)")
-    })
+    if verbs.iter().any(|v| v == word) {
+        return None; // a verb whose arguments are wrong: clap's message says which
+    }
+    // The start of a verb (`db` for db-copy) says more than the nearest spelling (`do`).
+    let starting: Vec<&String> = verbs.iter().filter(|v| word.len() >= 2 && v.starts_with(word) && v.as_str() != word).collect();
+    let meant = match starting.as_slice() {
+        [one] => format!("`provision {one}`"),
+        [_, _, ..] => starting.iter().map(|v| format!("`provision {v}`")).collect::<Vec<_>>().join(" or "),
+        [] => {
+            let (distance, verb) = verbs.iter().map(|v| (strsim::damerau_levenshtein(word, v), v)).min()?;
+            if !(distance > 0 && distance <= 2 && distance < verb.len() / 2 + 1) {
+                return None;
+            }
+            format!("`provision {verb}`")
+        }
+    };
+    Some(format!("error: `{word}` is neither an inventory file nor a verb\n  help: did you mean {meant}? (`provision --help` lists the verbs)"))
 }
 
 /// Runs an operation to its end on a small runtime (the work is waiting on hosts).
