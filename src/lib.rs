@@ -19,6 +19,7 @@ pub mod error;
 pub mod facts;
 pub mod flags;
 pub mod inventory;
+pub mod live;
 pub mod modules;
 pub mod ops;
 pub mod plan;

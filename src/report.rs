@@ -135,6 +135,7 @@ pub struct Reporter {
     pub verbose: u8,
     color: bool,
     out: Mutex<()>,
+    live: Option<crate::live::Live>,
 }
 
 fn paint(color: bool, style: Style, text: &str) -> String {
@@ -149,14 +150,26 @@ impl Reporter {
     pub fn with_color(format: Format, verbose: u8, when: ColorWhen) -> Reporter {
         use std::io::IsTerminal;
         let color = format == Format::Human && colored(when, std::io::stdout().is_terminal());
-        Reporter { format, verbose, color, out: Mutex::new(()) }
+        let live = (format == Format::Human && std::io::stdout().is_terminal()).then(crate::live::Live::on_stdout);
+        Reporter { format, verbose, color, out: Mutex::new(()), live }
     }
 
     fn print(&self, text: &str) {
+        if self.live.as_ref().is_some_and(|live| live.println(text)) {
+            return;
+        }
         let _guard = self.out.lock();
         let mut out = std::io::stdout().lock();
         let _ = out.write_all(text.as_bytes());
         let _ = out.flush();
+    }
+
+    /// Where a host is (connecting, probing, applying 2/5, done), on its live line when
+    /// stdout is a terminal; nothing otherwise.
+    pub fn host_state(&self, host: &str, text: &str) {
+        if let Some(live) = &self.live {
+            live.host(host, &printable(text));
+        }
     }
 
     /// One change as a line (and its diff), prefixed with the host.
@@ -242,6 +255,9 @@ impl Reporter {
                 self.print(&format!("{json}\n"));
             }
             Format::Human => {
+                if let Some(live) = &self.live {
+                    live.clear();
+                }
                 let mut text = String::from("\n");
                 for h in &report.hosts {
                     let changed = h.changes.iter().filter(|c| c.status != "not run" && c.status != "failed").count();
@@ -316,7 +332,11 @@ impl Reporter {
             }
             Format::Human if to_stderr => {
                 let _guard = self.out.lock();
-                let _ = writeln!(std::io::stderr().lock(), "{text}");
+                let write = || writeln!(std::io::stderr().lock(), "{text}");
+                let _ = match &self.live {
+                    Some(live) => live.suspend(write),
+                    None => write(),
+                };
             }
             Format::Human => self.print(&format!("{text}\n")),
         }

@@ -100,6 +100,7 @@ pub(super) async fn converge_host_with(host: Host, res: HostResources, ssh: &Ssh
     let mut timings = Timings::default();
     let secrets = res.secrets.clone();
     let t = Instant::now();
+    reporter.host_state(&host.name, "connecting");
     let conn = match Connection::connect(&host, ssh, control_dir, accept_new_host_key).await {
         Ok(c) => c,
         Err(e) => return failed_report(&host, secrets.redact(&format!("{e:#}")), timings, 0),
@@ -118,6 +119,7 @@ pub(super) async fn converge_host_with(host: Host, res: HostResources, ssh: &Ssh
     }
     let t = Instant::now();
     let probe_script = crate::probe::script(&request);
+    reporter.host_state(&host.name, "probing");
     let probed = conn.run_script(&probe_script, Duration::from_secs(300)).await;
     timings.probe = t.elapsed().as_millis();
     let output = match probed {
@@ -181,6 +183,8 @@ pub(super) async fn converge_host_with(host: Host, res: HostResources, ssh: &Ssh
         }
     } else {
         let t = Instant::now();
+        let total = plan.changes.len();
+        reporter.host_state(&host.name, &format!("applying 0/{total}"));
         let script = apply::script(&plan.changes, who);
         let mut parser = EventParser::default();
         let mut results: Vec<Option<ChangeResult>> = vec![None; plan.changes.len()];
@@ -211,6 +215,7 @@ pub(super) async fn converge_host_with(host: Host, res: HostResources, ssh: &Ssh
                         Outcome::Failed { output, status } => ("failed", Some(format!("exit status {status}: {}", output.trim_end()))),
                     };
                     reporter.applied(&host.name, c, &secrets, error.as_deref());
+                    reporter.host_state(&host.name, &format!("applying {}/{total}", index + 1));
                     results[index] = Some(ChangeResult { change: redact_change(c), status: status.into(), error: error.map(|e| secrets.redact_error(&e)) });
                 }
                 Some(Event::Locked { holder }) => locked = Some(holder),
@@ -263,6 +268,12 @@ pub(super) async fn converge_host_with(host: Host, res: HostResources, ssh: &Ssh
     report.round_trips = conn.round_trips();
     report.timings_ms = timings;
     conn.close().await;
+    let done = match (&report.status, check) {
+        (HostStatus::Failed, _) => "FAILED".to_string(),
+        (_, true) => format!("{} to change, {} ok", report.changes.len(), report.unchanged),
+        (_, false) => format!("done: {} changed, {} ok", report.changes.len(), report.unchanged),
+    };
+    reporter.host_state(&host.name, &done);
     report
 }
 
