@@ -7,7 +7,7 @@ use crate::error::{Diagnostic, Diagnostics, Location};
 use crate::inventory::{Host, Inventory};
 use crate::modules::{self, Args, LowerCx, Resource};
 use crate::roles::{Role, Roles};
-use crate::vars::{extract_secrets, inventory_facts, overlay, Secrets};
+use crate::vars::{extract_role_secrets, inventory_facts, overlay, Secrets};
 use crate::yaml::{key, Doc, MapReader, Seg};
 use indexmap::IndexMap;
 use minijinja::value::{Serde, Value as JValue};
@@ -58,7 +58,7 @@ pub fn host_vars(inv: &Inventory, host: &Host, roles: &Roles, role_names: &[Stri
     let mut vars = Mapping::new();
     for name in role_names {
         if let Some(role) = roles.get(name) {
-            match extract_secrets(Value::Mapping(role.defaults.clone()), secrets) {
+            match extract_role_secrets(Value::Mapping(role.defaults.clone()), secrets) {
                 Ok(Value::Mapping(m)) => overlay(&mut vars, &m),
                 Ok(_) => {}
                 Err(e) => errors.push(Diagnostic::new(e).at(Location::file(role.dir.join("defaults.yml")))),
@@ -106,8 +106,11 @@ fn taint_derived_secrets(raw: &Mapping, resolved: &Mapping, secrets: &mut Secret
             let mut refs = Vec::new();
             collect_strings(raw_value, &mut |s| refs.extend(templates.referenced(s)));
             if refs.iter().any(|r| resolved.get(r.as_str()).is_some_and(|v| is_secret(v, secrets))) {
+                // Only new secrets count: a derived value with no string to add (a length, a
+                // boolean) would otherwise make this loop forever.
+                let before = secrets.count();
                 collect_strings(value, &mut |s| secrets.add(s));
-                grew = true;
+                grew |= secrets.count() > before;
             }
         }
         if !grew {
@@ -156,8 +159,16 @@ fn resolve(vars: Mapping, inv: &Inventory, host: &Host, roles: &Roles, role_name
             // The context holds only the names the value's templates use (with the
             // inventory's): building it from every variable, for every variable, cost the
             // square of the variables per host.
-            let used: Mapping = refs.iter().filter_map(|r| self.current.get(r.as_str()).map(|v| (Value::String(r.clone()), v.clone()))).collect();
-            let ctx = crate::context::of(&used, self.inv);
+            // (`{% set x = x | f %}` reads x but minijinja does not list it as used: with a
+            // block tag the whole context it is.)
+            let mut blocks = false;
+            collect_strings(&value, &mut |s| blocks |= s.contains("{%"));
+            let ctx = if blocks {
+                crate::context::of(&self.current, self.inv)
+            } else {
+                let used: Mapping = refs.iter().filter_map(|r| self.current.get(r.as_str()).map(|v| (Value::String(r.clone()), v.clone()))).collect();
+                crate::context::of(&used, self.inv)
+            };
             let nowhere = Location::file("");
             let rendered = match render_value(&value, self.templates, &ctx, &nowhere, &|_| nowhere.clone()) {
                 Ok(v) => v,

@@ -166,7 +166,8 @@ impl Role {
                 errors.push(t.error(&[], "tasks.yml must be a list of tasks").help("start each task with `- `"));
             } else {
                 let mut files = IndexMap::new();
-                if let Err(e) = load_includes(dir, t, &mut vec!["tasks.yml".to_string()], &mut files) {
+                // The stack starts with tasks.yml's own path, which no include name can equal.
+                if let Err(e) = load_includes(dir, t, &mut vec![dir.join("tasks.yml").display().to_string()], &mut files) {
                     errors.push(e);
                 }
                 role.task_files = files;
@@ -246,7 +247,14 @@ fn load_includes(dir: &Path, doc: &Doc, stack: &mut Vec<String>, files: &mut Ind
         if files.contains_key(name) {
             continue;
         }
-        let included = match load_optional(&dir.join("tasks").join(name))? {
+        // A link inside tasks/ must not reach outside it (its first line would show in errors).
+        let file = dir.join("tasks").join(name);
+        if let (Ok(real), Ok(base)) = (file.canonicalize(), dir.join("tasks").canonicalize()) {
+            if !real.starts_with(&base) {
+                return Err(doc.error(&at, format!("`include: {name}` leads outside the role's tasks/ directory")).help("keep included task files inside roles/NAME/tasks/"));
+            }
+        }
+        let included = match load_optional(&file)? {
             Some(d) if matches!(d.value, Value::Sequence(_)) => d,
             Some(d) => return Err(d.error(&[], "an included task file must be a list of tasks").help("start each task with `- `")),
             None => return Err(doc.error(&at, format!("`include: {name}`: there is no roles/{}/tasks/{name}", dir.file_name().unwrap_or_default().to_string_lossy()))),

@@ -69,6 +69,11 @@ impl Secrets {
     }
 
     /// Whether `text` contains any secret.
+    /// How many forms of secrets are tracked (it only grows).
+    pub fn count(&self) -> usize {
+        self.values.len()
+    }
+
     pub fn touches(&self, text: &str) -> bool {
         self.values.iter().any(|s| text.contains(s.as_str()))
     }
@@ -162,6 +167,16 @@ fn age_identity() -> Option<String> {
 /// by what CMD prints (run by sh on the controller, in the inventory's directory) and
 /// `!age FILE` by FILE decrypted with the `age` tool, recording each as a secret.
 pub fn extract_secrets(value: Value, secrets: &mut Secrets) -> Result<Value, String> {
+    extract(value, secrets, true)
+}
+
+/// [`extract_secrets`] for a role's defaults: a role may declare `!secret` and `!env`, but
+/// never run a command or decrypt a file on the controller (a role may come from anyone).
+pub fn extract_role_secrets(value: Value, secrets: &mut Secrets) -> Result<Value, String> {
+    extract(value, secrets, false)
+}
+
+fn extract(value: Value, secrets: &mut Secrets, commands: bool) -> Result<Value, String> {
     Ok(match value {
         Value::Tagged(t) => {
             let tag = t.tag.to_string();
@@ -186,8 +201,14 @@ pub fn extract_secrets(value: Value, secrets: &mut Secrets) -> Result<Value, Str
                         Value::String(stand_in)
                     }
                 },
+                "!cmd" | "!age" if !commands => {
+                    return Err(format!("`{tag}` is for inventories: a role's defaults must not run commands or decrypt files on this machine; put the value in the inventory"))
+                }
                 "!cmd" => {
                     let v = secret_output("sh", &["-c", &inner], secrets.base_dir.as_deref(), &format!("`!cmd {inner}`"))?;
+                    if v.is_empty() {
+                        return Err(format!("`!cmd {inner}` printed nothing: a secret cannot be empty"));
+                    }
                     secrets.add(&v);
                     Value::String(v)
                 }
@@ -210,12 +231,12 @@ pub fn extract_secrets(value: Value, secrets: &mut Secrets) -> Result<Value, Str
         Value::Mapping(m) => {
             let mut out = Mapping::new();
             for (k, v) in m {
-                out.insert(k, extract_secrets(v, secrets)?);
+                out.insert(k, extract(v, secrets, commands)?);
             }
             Value::Mapping(out)
         }
         Value::Sequence(items) => {
-            Value::Sequence(items.into_iter().map(|v| extract_secrets(v, secrets)).collect::<Result<_, _>>()?)
+            Value::Sequence(items.into_iter().map(|v| extract(v, secrets, commands)).collect::<Result<_, _>>()?)
         }
         other => other,
     })

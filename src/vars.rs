@@ -6,7 +6,7 @@
 //! resolved against the merged set until nothing changes, as Ansible users expect.
 
 use crate::inventory::{Host, Inventory};
-pub use crate::secrets::{extract_secrets, Secrets, REDACTED};
+pub use crate::secrets::{extract_role_secrets, extract_secrets, Secrets, REDACTED};
 use serde_yaml::{Mapping, Value};
 
 /// Parses `-e key=value` arguments; values are YAML scalars (`-e workers=4` is a number).
