@@ -33,6 +33,9 @@ fn url_encode(s: &str) -> String {
 /// What a secret shows as.
 pub const REDACTED: &str = "(secret)";
 
+/// The shortest line of a multi-line secret that is tracked on its own.
+const MIN_SECRET_LINE: usize = 8;
+
 impl Secrets {
     /// Marks `value` as secret.
     pub fn add(&mut self, value: &str) {
@@ -56,6 +59,12 @@ impl Secrets {
             },
         ];
         forms.extend(crate::shell::mycnf_value(value).ok());
+        // A multi-line secret (a key file) shows line by line: in a diff, in output redacted
+        // per line, in content a filter reshaped (`indent`). Each line of some length is a
+        // secret of its own (short ones, such as a blank or a brace, are not).
+        if value.contains('\n') {
+            forms.extend(value.lines().map(str::trim).filter(|l| l.len() >= MIN_SECRET_LINE).map(String::from));
+        }
         for f in forms {
             if f.len() >= 3 {
                 self.values.insert(f);

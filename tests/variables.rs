@@ -88,3 +88,20 @@ fn an_include_stays_inside_the_roles_tasks_directory() {
     let (code, out) = validate(&p);
     assert_eq!(code, 0, "{out}");
 }
+
+#[test]
+fn a_multi_line_secret_reshaped_by_a_filter_is_still_a_secret() {
+    let key = "-----BEGIN TEST KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7\nVJTUt9Us8cKjMzEfYyjiWA4R4/M2bS1GB4t7NXp98C3SC6dV\n-----END TEST KEY-----\n";
+    let vars = format!("vars:\n  key: !secret {}\n", serde_json::to_string(key).expect("json"));
+    // World-readable content that holds the key, indented: refused like the plain key is.
+    for content in ["{{ key }}", "{{ key | indent(2) }}"] {
+        let p = project("", &vars, &format!("- file: {{path: /srv/k, mode: \"0644\", content: \"k:\\n  {content}\"}}\n"));
+        let (code, out) = validate(&p);
+        assert_eq!(code, 1, "{content}: a world-readable file holding a secret passed:\n{out}");
+        assert!(!out.contains("MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7"), "{out}");
+    }
+    // The same without a mode is written owner-only, and validates.
+    let p = project("", &vars, "- file: {path: /srv/k, content: \"k:\\n  {{ key | indent(2) }}\"}\n");
+    let (code, out) = validate(&p);
+    assert_eq!(code, 0, "{out}");
+}
