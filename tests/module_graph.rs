@@ -42,28 +42,13 @@ fn without_tests(text: &str) -> String {
 }
 
 fn edges() -> BTreeMap<String, BTreeSet<String>> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let mut files = Vec::new();
-    let mut stack = vec![root.join("src")];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).expect("read_dir").flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if p.extension().is_some_and(|x| x == "rs") {
-                files.push(p);
-            }
-        }
-    }
     let mut graph: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-    for f in files {
-        let rel = f.strip_prefix(root).expect("under root").to_string_lossy().replace('\\', "/");
+    for (rel, text) in sources() {
         if rel == "src/main.rs" || rel == "src/lib.rs" {
             continue;
         }
         let from = module_of(&rel);
-        let text = std::fs::read_to_string(&f).expect("read");
-        let code: String = without_tests(&text)
+        let code: String = text
             .lines()
             .filter(|l| !l.trim_start().starts_with("//"))
             .collect::<Vec<_>>()
