@@ -211,7 +211,7 @@ pub fn plan_do(project: &Project, spec: &str) -> Result<(Action, Vec<HostAction>
                 continue;
             }
         };
-        let ctx = crate::context::of(&vars, &project.inventory);
+        let ctx = crate::context::of(&vars, &minijinja::Value::UNDEFINED, &project.inventory);
         let resolved = (|| -> Result<HostAction, Diagnostic> {
             if let Some(w) = &action.when {
                 if !eval_when(role, w, &ctx, &action.location)? {

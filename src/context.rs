@@ -13,10 +13,14 @@ use serde_yaml::{Mapping, Value};
 /// `groups` (group or role name → host names).
 pub const SHARED: [&str; 2] = ["hosts", "groups"];
 
-/// The context of a host whose variables are `vars`: the shared part of `inv` wins over a
-/// variable of the same name, as it always has. (In `merge_maps` the last map wins.)
-pub fn of(vars: &Mapping, inv: &Inventory) -> JValue {
-    merge_maps([JValue::from(Serde(vars)), shared(inv)])
+/// The name under which a host's facts are seen.
+pub const FACTS: &str = "facts";
+
+/// The context of a host whose variables are `vars` and whose facts are `facts` (see
+/// [`crate::host_facts`]): `facts` and the shared part of `inv` win over a variable of the
+/// same name, as the shared part always has. (In `merge_maps` the last map wins.)
+pub fn of(vars: &Mapping, facts: &JValue, inv: &Inventory) -> JValue {
+    merge_maps([JValue::from(Serde(vars)), minijinja::context! { facts => facts.clone() }, shared(inv)])
 }
 
 /// `base` with `item` (a loop's current item) added; the item wins over a variable `item`.
@@ -81,7 +85,7 @@ mod tests {
         vars.insert("hosts".into(), "mine".into());
         vars.insert("item".into(), "fixed".into());
         vars.insert("app".into(), "shop".into());
-        let ctx = of(&vars, &inv);
+        let ctx = of(&vars, &JValue::UNDEFINED, &inv);
         assert_eq!(render(&ctx, "{{ groups.r | join(',') }} {{ hosts.h2.address }} {{ app }} {{ item }}"), "h1,h2 10.0.0.2 shop fixed");
         let looped = with_item(&ctx, &JValue::from("a"));
         assert_eq!(render(&looped, "{{ item }} {{ app }} {{ groups.r | length }}"), "a shop 2");

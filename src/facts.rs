@@ -24,6 +24,8 @@ pub struct FactRequest {
     pub checks: Vec<(String, crate::shell::Script)>,
     /// Content validations (`visudo -cf %s`), by id, run on a temp file with the content.
     pub validations: Vec<Validation>,
+    /// Whether to read the host's facts for templates ([`crate::host_facts`]).
+    pub host_facts: bool,
 }
 
 /// What we want a managed file's content to be.
@@ -46,6 +48,23 @@ pub struct Validation {
 }
 
 impl FactRequest {
+    /// Whether a probe for `self` reads everything a probe for `other` would: the same
+    /// paths, packages, units, users, groups, guards and validated contents. Wanted hashes
+    /// may differ: the probe reports every file's hash, whatever was wanted.
+    pub fn reads_all_of(&self, other: &FactRequest) -> bool {
+        let same_validations = self.validations.len() == other.validations.len()
+            && self.validations.iter().zip(&other.validations).all(|(a, b)| a.id == b.id && a.command == b.command && a.content == b.content);
+        self.paths == other.paths
+            && self.hashes.keys().eq(other.hashes.keys())
+            && self.packages_present == other.packages_present
+            && self.packages_absent == other.packages_absent
+            && self.units == other.units
+            && self.users == other.users
+            && self.groups == other.groups
+            && self.checks == other.checks
+            && same_validations
+            && self.host_facts >= other.host_facts
+    }
     pub fn path(&mut self, p: &str) {
         self.paths.insert(p.to_string());
     }
@@ -178,6 +197,8 @@ pub struct Facts {
     pub lock_holder: Option<String>,
     /// A killed run's lock or temp directory is still on the host.
     pub stale_leftovers: bool,
+    /// The facts templates see, when they were asked for.
+    pub host: Option<crate::host_facts::HostFacts>,
 }
 
 impl Facts {

@@ -117,6 +117,9 @@ pub fn script(req: &FactRequest) -> Script {
             s.push(sh!(";; esac\n"));
         }
     }
+    if req.host_facts {
+        s.push(crate::host_facts::HostFacts::probe_section());
+    }
     s.push(sh!("{}exit 0\n", mark("end")));
     s
 }
@@ -131,6 +134,7 @@ pub fn parse(output: &str) -> Facts {
     let mut pending_validation: Option<(String, Option<i32>)> = None;
     let mut pending_check: Option<String> = None;
     let mut candidates_pkg: Option<String> = None;
+    let mut host_facts: Option<Vec<&str>> = None;
 
     for line in output.lines() {
         if let Some((name, a)) = crate::shell::marker(line) {
@@ -141,6 +145,7 @@ pub fn parse(output: &str) -> Facts {
                 "check" => pending_check = Some(arg.clone()),
                 "validate" => pending_validation = Some((arg.clone(), None)),
                 "apt" => facts.apt.lists_fresh = false,
+                "facts" => host_facts = Some(Vec::new()),
                 _ => {}
             }
             continue;
@@ -193,6 +198,7 @@ pub fn parse(output: &str) -> Facts {
                 }
             }
             "apt" if !line.trim().is_empty() => facts.apt.lists_fresh = true,
+            "facts" => host_facts.get_or_insert_with(Vec::new).push(line),
             "candidates" => {
                 if !line.starts_with(' ') && line.ends_with(':') {
                     candidates_pkg = Some(line.trim_end_matches(':').to_string());
@@ -249,6 +255,7 @@ pub fn parse(output: &str) -> Facts {
         }
     }
     flush_unit(&mut unit_block, &mut facts);
+    facts.host = host_facts.and_then(|lines| crate::host_facts::HostFacts::parse(&lines));
     if let Some((id, Some(status))) = pending_validation {
         facts.validations.insert(id, ValidationResult { status, output: String::new() });
     }

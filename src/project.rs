@@ -3,11 +3,13 @@
 
 use crate::error::{Diagnostic, Diagnostics, Location};
 use crate::inventory::{Host, Inventory};
-use crate::resources::{check_host_roles, lower_host, HostResources};
+use crate::host_facts::{FactsUsed, HostFacts};
+use crate::resources::{check_host_roles, lower_host, HostResources, Relower};
 use crate::roles::{find_roles_dir, Roles};
 use crate::vars::{parse_extra_vars, Secrets};
 use serde_yaml::Mapping;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 /// What to load and which hosts: the inventory, `--limit`, `--role` and `-e`, the same for
 /// every verb.
@@ -106,20 +108,35 @@ impl Project {
     }
 
     /// The merged variables of `host` (role defaults of its roles and their dependencies <
-    /// inventory < host < `-e`), and the secrets to redact from its output.
+    /// inventory < host < `-e`), and the secrets to redact from its output. The verbs that
+    /// use these (release, do, db-copy) do not probe: a variable computed from `facts` holds
+    /// the stand-in facts' value here ([`HostFacts::stand_in`]).
     pub fn host_vars(&self, host: &Host) -> Result<(Mapping, Secrets), Diagnostics> {
         let mut secrets = self.inventory.secrets.clone();
         let role_names = self.roles.with_dependencies(&host.roles);
-        let vars = crate::resources::host_vars(&self.inventory, host, &self.roles, &role_names, &self.extra, &mut secrets)?;
+        let facts = HostFacts::stand_in().template_value(&FactsUsed::default());
+        let vars = crate::resources::host_vars(&self.inventory, host, &self.roles, &role_names, &self.extra, &facts, &mut secrets)?;
         Ok((vars, secrets))
     }
 
+    /// `host`'s resources (its roles, or only `only_roles` and their dependencies), lowered
+    /// with stand-in facts; when a template read them, the result can lower the host again
+    /// once its real facts are probed.
+    pub fn lower_host(self: &Arc<Self>, host: &Host, only_roles: &[String]) -> Result<HostResources, Diagnostics> {
+        let mut res = lower_host(&self.inventory, host, &self.roles, &self.extra, only_roles, &HostFacts::stand_in())?;
+        if res.uses_facts {
+            let (project, host, only) = (self.clone(), host.clone(), only_roles.to_vec());
+            res.relower = Some(Relower(Arc::new(move |facts| lower_host(&project.inventory, &host, &project.roles, &project.extra, &only, facts))));
+        }
+        Ok(res)
+    }
+
     /// Every selected host's resources (its roles, or only `--role`'s), all errors at once.
-    pub fn lower(&self) -> Result<Vec<(Host, HostResources)>, Diagnostics> {
+    pub fn lower(self: &Arc<Self>) -> Result<Vec<(Host, HostResources)>, Diagnostics> {
         let mut errors = Diagnostics::default();
         let mut out = Vec::new();
         for host in &self.hosts {
-            match lower_host(&self.inventory, host, &self.roles, &self.extra, &self.selection.roles) {
+            match self.lower_host(host, &self.selection.roles) {
                 Ok(res) => out.push((host.clone(), res)),
                 Err(e) => {
                     for d in e.0 {

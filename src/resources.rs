@@ -4,10 +4,11 @@
 //! argument is found here, for every host, by `provision validate` too.
 
 use crate::error::{Diagnostic, Diagnostics, Location};
+use crate::host_facts::{FactsUsed, HostFacts};
 use crate::inventory::{Host, Inventory};
 use crate::modules::{self, Args, LowerCx, Resource};
 use crate::roles::{Role, Roles};
-use crate::vars::{extract_role_secrets, inventory_facts, overlay, Secrets};
+use crate::vars::{collect_strings, extract_role_secrets, inventory_facts, overlay, taint_derived_secrets, var_origin, variable_templates, Secrets};
 use crate::yaml::{key, Doc, MapReader, Seg};
 use indexmap::IndexMap;
 use minijinja::value::{Serde, Value as JValue};
@@ -46,6 +47,24 @@ pub struct HostResources {
     pub entries: Vec<Entry>,
     pub handlers: Vec<Handler>,
     pub secrets: Secrets,
+    /// Whether a template read the host's facts: the probe then reads them, and the host is
+    /// lowered again with them (see [`crate::host_facts`]).
+    pub uses_facts: bool,
+    /// For a host that uses facts: lowers it again with the real ones, once probed.
+    pub relower: Option<Relower>,
+}
+
+/// Lowers one host again with its real facts (made by [`crate::project::Project`], which
+/// holds what lowering needs).
+#[derive(Clone)]
+pub struct Relower(pub std::sync::Arc<RelowerFn>);
+
+type RelowerFn = dyn Fn(&HostFacts) -> Result<HostResources, Diagnostics> + Send + Sync;
+
+impl std::fmt::Debug for Relower {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Relower")
+    }
 }
 
 /// Keys a task may have besides its module.
@@ -53,7 +72,7 @@ const TASK_KEYS: [&str; 4] = ["name", "when", "loop", "notify"];
 
 /// The variables of `host`: role defaults < inventory vars < group vars < host vars < extra vars, plus
 /// the inventory facts, with templated values resolved.
-pub fn host_vars(inv: &Inventory, host: &Host, roles: &Roles, role_names: &[String], extra: &Mapping, secrets: &mut Secrets) -> Result<Mapping, Diagnostics> {
+pub fn host_vars(inv: &Inventory, host: &Host, roles: &Roles, role_names: &[String], extra: &Mapping, facts: &JValue, secrets: &mut Secrets) -> Result<Mapping, Diagnostics> {
     let mut errors = Diagnostics::default();
     let mut vars = Mapping::new();
     for name in role_names {
@@ -72,7 +91,7 @@ pub fn host_vars(inv: &Inventory, host: &Host, roles: &Roles, role_names: &[Stri
     overlay(&mut vars, &inventory_facts(inv, host));
     errors.into_result()?;
     let raw = vars.clone();
-    let vars = resolve(vars, inv, host, roles, role_names)?;
+    let vars = resolve(vars, facts, inv, host, roles, role_names)?;
     // Variables a role declares secret are secret whatever their origin.
     for name in role_names {
         if let Some(role) = roles.get(name) {
@@ -87,43 +106,12 @@ pub fn host_vars(inv: &Inventory, host: &Host, roles: &Roles, role_names: &[Stri
     Ok(vars)
 }
 
-/// A variable computed from a secret (`"{{ password | urlencode }}"`, a URL holding it) is
-/// a secret too, whatever its text looks like: repeated until nothing new is found.
-fn taint_derived_secrets(raw: &Mapping, resolved: &Mapping, secrets: &mut Secrets) {
-    let templates = variable_templates();
-    let is_secret = |v: &Value, secrets: &Secrets| {
-        let mut hit = false;
-        collect_strings(v, &mut |s| hit |= secrets.touches(s));
-        hit
-    };
-    loop {
-        let mut grew = false;
-        for (k, raw_value) in raw {
-            let Some(value) = resolved.get(k) else { continue };
-            if is_secret(value, secrets) {
-                continue;
-            }
-            let mut refs = Vec::new();
-            collect_strings(raw_value, &mut |s| refs.extend(templates.referenced(s)));
-            if refs.iter().any(|r| resolved.get(r.as_str()).is_some_and(|v| is_secret(v, secrets))) {
-                // Only new secrets count: a derived value with no string to add (a length, a
-                // boolean) would otherwise make this loop forever.
-                let before = secrets.count();
-                collect_strings(value, &mut |s| secrets.add(s));
-                grew |= secrets.count() > before;
-            }
-        }
-        if !grew {
-            break;
-        }
-    }
-}
-
 /// Renders templated variable values. Each variable is rendered after the variables its
 /// templates refer to (depth first), so `pool: "{{ concurrency }}"` sees concurrency's
 /// final value, whatever the order they are defined in. A cycle is an error naming it.
-fn resolve(vars: Mapping, inv: &Inventory, host: &Host, roles: &Roles, role_names: &[String]) -> Result<Mapping, Diagnostics> {
+fn resolve(vars: Mapping, facts: &JValue, inv: &Inventory, host: &Host, roles: &Roles, role_names: &[String]) -> Result<Mapping, Diagnostics> {
     struct Resolver<'a> {
+        facts: &'a JValue,
         current: Mapping,
         done: std::collections::HashSet<String>,
         stack: Vec<String>,
@@ -164,10 +152,10 @@ fn resolve(vars: Mapping, inv: &Inventory, host: &Host, roles: &Roles, role_name
             let mut blocks = false;
             collect_strings(&value, &mut |s| blocks |= s.contains("{%"));
             let ctx = if blocks {
-                crate::context::of(&self.current, self.inv)
+                crate::context::of(&self.current, self.facts, self.inv)
             } else {
                 let used: Mapping = refs.iter().filter_map(|r| self.current.get(r.as_str()).map(|v| (Value::String(r.clone()), v.clone()))).collect();
-                crate::context::of(&used, self.inv)
+                crate::context::of(&used, self.facts, self.inv)
             };
             let nowhere = Location::file("");
             let rendered = match render_value(&value, self.templates, &ctx, &nowhere, &|_| nowhere.clone()) {
@@ -185,6 +173,7 @@ fn resolve(vars: Mapping, inv: &Inventory, host: &Host, roles: &Roles, role_name
     }
     let names: Vec<String> = vars.keys().filter_map(|k| k.as_str().map(str::to_string)).collect();
     let mut r = Resolver {
+        facts,
         current: vars,
         done: Default::default(),
         stack: Vec::new(),
@@ -209,45 +198,6 @@ fn resolve(vars: Mapping, inv: &Inventory, host: &Host, roles: &Roles, role_name
 }
 
 /// Calls `f` with every string inside `v`.
-fn collect_strings(v: &Value, f: &mut dyn FnMut(&str)) {
-    match v {
-        Value::String(s) => f(s),
-        Value::Sequence(items) => items.iter().for_each(|i| collect_strings(i, f)),
-        Value::Mapping(m) => m.values().for_each(|i| collect_strings(i, f)),
-        _ => {}
-    }
-}
-
-/// The environment variables' values are rendered in (they include no files): one for the
-/// whole run, so each value's template is compiled once, not once per host.
-fn variable_templates() -> &'static crate::template::Templates {
-    static TEMPLATES: std::sync::OnceLock<crate::template::Templates> = std::sync::OnceLock::new();
-    TEMPLATES.get_or_init(|| crate::template::Templates::new(std::path::Path::new("/nonexistent")))
-}
-
-/// Where a variable's winning value is written, for errors in it.
-fn var_origin(name: &str, inv: &Inventory, host: &Host, roles: &Roles, role_names: &[String]) -> Location {
-    if host.vars.contains_key(name) {
-        return inv.doc.locate(&key(&key(&host.path, "vars"), name));
-    }
-    if let Some((group, _)) = inv.group_vars.iter().rev().find(|(g, v)| v.contains_key(name) && inv.group_members(g).iter().any(|h| h.name == host.name)) {
-        return inv.doc.locate(&[Seg::Key("groups".into()), Seg::Key(group.clone()), Seg::Key("vars".into()), Seg::Key(name.into())]);
-    }
-    if inv.vars.contains_key(name) {
-        return inv.doc.locate(&[Seg::Key("vars".into()), Seg::Key(name.into())]);
-    }
-    for r in role_names.iter().rev() {
-        if let Some(doc) = roles.get(r).and_then(|r| r.defaults_doc.as_ref()) {
-            if let Value::Mapping(m) = &doc.value {
-                if m.contains_key(name) {
-                    return doc.locate(&[Seg::Key(name.into())]);
-                }
-            }
-        }
-    }
-    Location::file(&inv.doc.path)
-}
-
 /// Renders every string inside `v`. `locate` gives the location of a nested path for errors.
 fn render_value(
     v: &Value,
@@ -335,7 +285,9 @@ pub fn check_host_roles(inv: &Inventory, host: &Host, roles: &Roles) -> Result<(
 
 /// Lowers every task of `host`'s roles (limited to `only_roles` and their dependencies when
 /// given) into resources.
-pub fn lower_host(inv: &Inventory, host: &Host, roles: &Roles, extra: &Mapping, only_roles: &[String]) -> Result<HostResources, Diagnostics> {
+/// `facts` are the host's (or stand-ins, before the probe): whether any was read is recorded
+/// in the result's `uses_facts`.
+pub fn lower_host(inv: &Inventory, host: &Host, roles: &Roles, extra: &Mapping, only_roles: &[String], facts: &HostFacts) -> Result<HostResources, Diagnostics> {
     check_host_roles(inv, host, roles)?;
     let mut errors = Diagnostics::default();
     let all_roles = roles.with_dependencies(&host.roles);
@@ -346,9 +298,11 @@ pub fn lower_host(inv: &Inventory, host: &Host, roles: &Roles, extra: &Mapping, 
         roles.with_dependencies(&selected)
     };
     let mut secrets = inv.secrets.clone();
-    let vars = host_vars(inv, host, roles, &all_roles, extra, &mut secrets)?;
+    let used = FactsUsed::default();
+    let facts = facts.template_value(&used);
+    let vars = host_vars(inv, host, roles, &all_roles, extra, &facts, &mut secrets)?;
     let mut out = HostResources { host: host.name.clone(), roles: applied.clone(), secrets, ..Default::default() };
-    let ctx = crate::context::of(&vars, inv);
+    let ctx = crate::context::of(&vars, &facts, inv);
 
     for role_name in &all_roles {
         let Some(role) = roles.get(role_name) else { continue };
@@ -409,6 +363,7 @@ pub fn lower_host(inv: &Inventory, host: &Host, roles: &Roles, extra: &Mapping, 
         }
     }
     errors.into_result()?;
+    out.uses_facts = used.get();
     Ok(out)
 }
 
@@ -425,7 +380,7 @@ fn check_defined(role: &Role, source: &str, vars: &Mapping, doc: &Doc, at: &[Seg
     if expr.contains("default(") || expr.contains("defined") || expr.contains("| d(") {
         return Ok(());
     }
-    let known = |n: &str| vars.contains_key(n) || crate::context::SHARED.contains(&n) || matches!(n, "item" | "loop" | "true" | "false" | "none" | "True" | "False" | "None" | "range" | "dict" | "namespace" | "debug" | "lipsum" | "cycler" | "joiner");
+    let known = |n: &str| vars.contains_key(n) || crate::context::SHARED.contains(&n) || n == crate::context::FACTS || matches!(n, "item" | "loop" | "true" | "false" | "none" | "True" | "False" | "None" | "range" | "dict" | "namespace" | "debug" | "lipsum" | "cycler" | "joiner");
     match role.templates.referenced(&format!("{{{{ {expr} }}}}")).into_iter().find(|n| !known(n)) {
         Some(missing) => Err(doc
             .error(at, format!("undefined variable `{missing}` in `{}`", expr.trim()))
@@ -575,7 +530,7 @@ mod tests {
     use crate::project::{Project, Selection};
 
     fn load(sel: &Selection) -> Result<Vec<(crate::inventory::Host, super::HostResources)>, crate::error::Diagnostics> {
-        Project::load(sel)?.lower()
+        std::sync::Arc::new(Project::load(sel)?).lower()
     }
 
     fn project(defaults: &str, inv_vars: &str) -> tempfile::TempDir {

@@ -5,7 +5,10 @@
 //! String values may themselves be templates (`deploy_to: /var/www/{{ app }}`); they are
 //! resolved against the merged set until nothing changes, as Ansible users expect.
 
+use crate::error::Location;
 use crate::inventory::{Host, Inventory};
+use crate::roles::Roles;
+use crate::yaml::{key, Seg};
 pub use crate::secrets::{extract_role_secrets, extract_secrets, Secrets, REDACTED};
 use serde_yaml::{Mapping, Value};
 
@@ -55,6 +58,78 @@ pub fn var_list(vars: &Mapping, name: &str) -> Option<Vec<String>> {
         Value::Null => None,
         other => crate::yaml::scalar_string(other).map(|s| s.split_whitespace().map(String::from).collect()),
     }
+}
+
+/// A variable computed from a secret (`"{{ password | urlencode }}"`, a URL holding it) is
+/// a secret too, whatever its text looks like: repeated until nothing new is found.
+pub fn taint_derived_secrets(raw: &Mapping, resolved: &Mapping, secrets: &mut Secrets) {
+    let templates = variable_templates();
+    let is_secret = |v: &Value, secrets: &Secrets| {
+        let mut hit = false;
+        collect_strings(v, &mut |s| hit |= secrets.touches(s));
+        hit
+    };
+    loop {
+        let mut grew = false;
+        for (k, raw_value) in raw {
+            let Some(value) = resolved.get(k) else { continue };
+            if is_secret(value, secrets) {
+                continue;
+            }
+            let mut refs = Vec::new();
+            collect_strings(raw_value, &mut |s| refs.extend(templates.referenced(s)));
+            if refs.iter().any(|r| resolved.get(r.as_str()).is_some_and(|v| is_secret(v, secrets))) {
+                // Only new secrets count: a derived value with no string to add (a length, a
+                // boolean) would otherwise make this loop forever.
+                let before = secrets.count();
+                collect_strings(value, &mut |s| secrets.add(s));
+                grew |= secrets.count() > before;
+            }
+        }
+        if !grew {
+            break;
+        }
+    }
+}
+
+/// Calls `f` with every string inside `v`.
+pub fn collect_strings(v: &Value, f: &mut dyn FnMut(&str)) {
+    match v {
+        Value::String(s) => f(s),
+        Value::Sequence(items) => items.iter().for_each(|i| collect_strings(i, f)),
+        Value::Mapping(m) => m.values().for_each(|i| collect_strings(i, f)),
+        _ => {}
+    }
+}
+
+/// The environment variables' values are rendered in (they include no files): one for the
+/// whole run, so each value's template is compiled once, not once per host.
+pub fn variable_templates() -> &'static crate::template::Templates {
+    static TEMPLATES: std::sync::OnceLock<crate::template::Templates> = std::sync::OnceLock::new();
+    TEMPLATES.get_or_init(|| crate::template::Templates::new(std::path::Path::new("/nonexistent")))
+}
+
+/// Where a variable's winning value is written, for errors in it.
+pub fn var_origin(name: &str, inv: &Inventory, host: &Host, roles: &Roles, role_names: &[String]) -> Location {
+    if host.vars.contains_key(name) {
+        return inv.doc.locate(&key(&key(&host.path, "vars"), name));
+    }
+    if let Some((group, _)) = inv.group_vars.iter().rev().find(|(g, v)| v.contains_key(name) && inv.group_members(g).iter().any(|h| h.name == host.name)) {
+        return inv.doc.locate(&[Seg::Key("groups".into()), Seg::Key(group.clone()), Seg::Key("vars".into()), Seg::Key(name.into())]);
+    }
+    if inv.vars.contains_key(name) {
+        return inv.doc.locate(&[Seg::Key("vars".into()), Seg::Key(name.into())]);
+    }
+    for r in role_names.iter().rev() {
+        if let Some(doc) = roles.get(r).and_then(|r| r.defaults_doc.as_ref()) {
+            if let Value::Mapping(m) = &doc.value {
+                if m.contains_key(name) {
+                    return doc.locate(&[Seg::Key(name.into())]);
+                }
+            }
+        }
+    }
+    Location::file(&inv.doc.path)
 }
 
 #[cfg(test)]

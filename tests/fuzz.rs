@@ -80,6 +80,6 @@ fn role_loader_takes_mutated_roles() {
         let insert = inserts[((seed >> 40) % inserts.len() as u64) as usize];
         std::fs::write(role.join("tasks.yml"), mutate(tasks, at, len, insert)).expect("write");
         let sel = provision::project::Selection { inventory: dir.path().join("inv.yml"), ..Default::default() };
-        let _ = provision::project::Project::load(&sel).and_then(|p| p.lower()).map(|_| ()).map_err(|e| e.to_string());
+        let _ = provision::project::Project::load(&sel).and_then(|p| std::sync::Arc::new(p).lower()).map(|_| ()).map_err(|e| e.to_string());
     }
 }

@@ -6,7 +6,7 @@ use crate::error::{Diagnostic, Diagnostics};
 use crate::inventory::{Host, SshSettings};
 use crate::project::{Project, Selection};
 use crate::report::{HostReport, HostStatus, Reporter, RunReport};
-use crate::resources::{lower_host, HostResources};
+use crate::resources::HostResources;
 use crate::runner::in_parallel;
 use std::path::Path;
 use std::sync::Arc;
@@ -27,8 +27,8 @@ const BOOTSTRAP_ROLES: [&str; 2] = ["bootstrap", "bootstrap-ssh"];
 /// `provision bootstrap`: from "root with a key" to "ready for provisioning", without
 /// locking anyone out. A host already bootstrapped is reached as the admin and nothing changes.
 pub async fn bootstrap(opts: &BootstrapOptions, reporter: Arc<Reporter>) -> Result<RunReport, Diagnostics> {
-    let project = Project::load(&opts.selection)?;
-    let (inventory, roles, extra) = (&project.inventory, &project.roles, &project.extra);
+    let project = Arc::new(Project::load(&opts.selection)?);
+    let (inventory, roles) = (&project.inventory, &project.roles);
     let initial_user = opts.initial_user.clone().unwrap_or_else(|| inventory.ssh.initial_user.clone());
     let mut errors = Diagnostics::default();
     for r in BOOTSTRAP_ROLES {
@@ -46,7 +46,7 @@ pub async fn bootstrap(opts: &BootstrapOptions, reporter: Arc<Reporter>) -> Resu
         for r in BOOTSTRAP_ROLES {
             let mut h = host.clone();
             h.roles = vec![r.to_string()];
-            match lower_host(inventory, &h, roles, extra, &[]) {
+            match project.lower_host(&h, &[]) {
                 Ok(res) => phases.push(res),
                 Err(e) => errors.0.extend(e.0),
             }

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 /// `provision validate`: loads everything and renders every template for every host.
 pub fn validate(inventory: &Path) -> Result<usize, Diagnostics> {
-    let project = Project::load(&Selection { inventory: inventory.to_path_buf(), ..Default::default() })?;
+    let project = Arc::new(Project::load(&Selection { inventory: inventory.to_path_buf(), ..Default::default() })?);
     Ok(project.lower()?.len())
 }
 
@@ -31,7 +31,7 @@ pub struct RunOptions {
 /// `provision INVENTORY [--check]`: probe, plan and (unless checking) apply on every
 /// selected host in parallel.
 pub async fn run(opts: &RunOptions, reporter: Arc<Reporter>) -> Result<RunReport, Diagnostics> {
-    let project = Project::load(&opts.selection)?;
+    let project = Arc::new(Project::load(&opts.selection)?);
     let hosts = project.lower()?;
     project.inventory.preflight(hosts.iter().map(|(h, _)| h), hosts.iter().flat_map(|(_, r)| &r.secrets.missing_env))?;
     let control_dir = tempfile::Builder::new()
@@ -75,6 +75,34 @@ async fn lockout_canary(host: &Host, ssh: &SshSettings, control_dir: &Path) -> (
 }
 
 
+/// What the probe must read for `res`.
+fn fact_request(res: &HostResources) -> crate::facts::FactRequest {
+    let mut request = crate::facts::FactRequest::default();
+    for e in &res.entries {
+        e.resource.probe(&mut request);
+    }
+    for h in &res.handlers {
+        for r in &h.resources {
+            r.probe(&mut request);
+        }
+    }
+    request.host_facts = res.relower.is_some();
+    request
+}
+
+/// One probe round trip: the facts of `request`, or why they could not be read.
+async fn probe(conn: &Connection, request: &crate::facts::FactRequest) -> Result<crate::facts::Facts, String> {
+    match conn.run_script(&crate::probe::script(request), Duration::from_secs(300)).await {
+        Ok(o) if crate::probe::complete(&o.stdout) => Ok(crate::probe::parse(&o.stdout)),
+        Ok(o) => Err(format!("the probe did not complete (exit status {:?}): {}", o.status, o.stderr.trim())),
+        Err(e) => Err(format!("{e:#}")),
+    }
+}
+
+fn facts_summary(f: &crate::host_facts::HostFacts) -> String {
+    format!("{} {} {}, {} MB, {} CPUs, {}", f.os_id, f.os_version_id, f.os_codename, f.memory_mb, f.cpus, f.arch)
+}
+
 fn failed_report(host: &Host, error: String, timings: Timings, round_trips: usize) -> HostReport {
     HostReport {
         host: host.name.clone(),
@@ -108,34 +136,52 @@ pub(super) async fn converge_host_with(host: Host, res: HostResources, ssh: &Ssh
     timings.connect = t.elapsed().as_millis();
     reporter.note(&host.name, &format!("connected in {} ms", timings.connect));
 
-    let mut request = crate::facts::FactRequest::default();
-    for e in &res.entries {
-        e.resource.probe(&mut request);
-    }
-    for h in &res.handlers {
-        for r in &h.resources {
-            r.probe(&mut request);
-        }
-    }
+    let request = fact_request(&res);
     let t = Instant::now();
-    let probe_script = crate::probe::script(&request);
     reporter.host_state(&host.name, "probing");
-    let probed = conn.run_script(&probe_script, Duration::from_secs(300)).await;
+    let probed = probe(&conn, &request).await;
     timings.probe = t.elapsed().as_millis();
-    let output = match probed {
-        Ok(o) if crate::probe::complete(&o.stdout) => o,
-        Ok(o) => {
-            let rt = conn.round_trips();
-            conn.close().await;
-            return failed_report(&host, secrets.redact(&format!("the probe did not complete (exit status {:?}): {}", o.status, o.stderr.trim())), timings, rt);
-        }
+    let mut facts = match probed {
+        Ok(f) => f,
         Err(e) => {
             let rt = conn.round_trips();
             conn.close().await;
-            return failed_report(&host, secrets.redact(&format!("{e:#}")), timings, rt);
+            return failed_report(&host, secrets.redact(&e), timings, rt);
         }
     };
-    let facts = crate::probe::parse(&output.stdout);
+    // A host whose templates read its facts: lowered again with the real ones (see
+    // crate::host_facts), and probed again only if that asks the probe for more.
+    let (res, secrets) = match res.relower.clone() {
+        None => (res, secrets),
+        Some(relower) => {
+            let relowered = match facts.host.as_ref().ok_or_else(|| "the probe did not report the host's facts (/etc/os-release, /proc/meminfo, nproc, uname)".to_string()) {
+                Ok(host_facts) => (relower.0)(host_facts).map_err(|e| format!("with the host's facts ({}):\n{e}", facts_summary(host_facts))),
+                Err(e) => Err(e),
+            };
+            let res = match relowered {
+                Ok(r) => r,
+                Err(e) => {
+                    let rt = conn.round_trips();
+                    conn.close().await;
+                    return failed_report(&host, secrets.redact(&format!("nothing was changed on this host: {e}")), timings, rt);
+                }
+            };
+            let again = fact_request(&res);
+            if !request.reads_all_of(&again) {
+                reporter.note(&host.name, "the host's facts changed what to probe (a path, a package, a guard or a validated file): probing again");
+                match probe(&conn, &again).await {
+                    Ok(f) => facts = f,
+                    Err(e) => {
+                        let rt = conn.round_trips();
+                        conn.close().await;
+                        return failed_report(&host, res.secrets.redact(&e), timings, rt);
+                    }
+                }
+            }
+            let secrets = res.secrets.clone();
+            (res, secrets)
+        }
+    };
     reporter.note(&host.name, &format!("probed {} paths, {} packages, {} units in {} ms", request.paths.len(), request.packages_present.len() + request.packages_absent.len(), request.units.len(), timings.probe));
 
     let plan = match plan_host(&res, &facts) {

@@ -1,0 +1,81 @@
+//! `facts.*` in templates, end to end on a testbed host: the values are the host's own
+//! (read back against /proc/meminfo, nproc, /etc/os-release and uname on the host), and
+//! reading them costs no round trip: a run is still one probe (+ one apply when something
+//! changes). The other side: a fact that decides what to probe (a path) costs a second
+//! probe, said in the output, and still lands right.
+
+mod common;
+use common::{run_provision, ssh, Project};
+
+const H: &str = "t2";
+
+fn round_trips(r: &common::Run) -> u64 {
+    r.json()["hosts"][0]["round_trips"].as_u64().unwrap_or_else(|| panic!("no round_trips in:\n{}", r.all()))
+}
+
+/// What the host says about itself, in the template's format.
+fn host_says() -> String {
+    let mem_kb: u64 = ssh(H, "awk '/^MemTotal:/ {print $2}' /proc/meminfo").trim().parse().expect("MemTotal");
+    let os = ssh(H, ". /etc/os-release && printf '%s %s %s' \"$ID\" \"$VERSION_ID\" \"$VERSION_CODENAME\"");
+    let cpus = ssh(H, "nproc");
+    let arch = ssh(H, "uname -m");
+    format!("memory_mb={} half={} cpus={} os={} arch={}\n", mem_kb / 1024, mem_kb / 1024 / 2, cpus.trim(), os.trim(), arch.trim())
+}
+
+#[test]
+fn facts_reach_templates_in_the_one_probe_round_trip() {
+    let _serial = common::serial();
+    let p = Project::new(&[(H, &["f"])]);
+    // A variable computed from a fact, and a template reading facts directly.
+    p.write("roles/f/defaults.yml", "half_mb: \"{{ (facts.memory_mb / 2) | int }}\"\n");
+    p.write(
+        "roles/f/tasks.yml",
+        "- file: {path: /srv/pv-facts, state: directory}\n- template: {src: facts.j2, dest: /srv/pv-facts/facts}\n- file: {path: /srv/pv-facts/plain, content: \"no facts here\\n\"}\n",
+    );
+    p.write(
+        "roles/f/templates/facts.j2",
+        "memory_mb={{ facts.memory_mb }} half={{ half_mb }} cpus={{ facts.cpus }} os={{ facts.os_id }} {{ facts.os_version_id }} {{ facts.os_codename }} arch={{ facts.arch }}\n",
+    );
+    ssh(H, "rm -rf /srv/pv-facts");
+
+    // validate never connects: it renders with stand-in facts and passes.
+    let v = run_provision(p.dir.path(), &["validate", "inventories/test.yml"], &[]);
+    assert_eq!(v.code, 0, "{}", v.all());
+
+    // --check: one round trip, and what it shows is the host's real values.
+    let check = p.run(&["--check", "--format", "json", "-v"]);
+    assert_eq!(check.code, 2, "{}", check.all());
+    assert_eq!(round_trips(&check), 1, "a check reads the facts in its one probe: {}", check.all());
+    let want = host_says();
+    assert!(check.all().contains(&format!("+{}", want.trim_end())), "the check's diff shows the host's facts `{want}`:\n{}", check.all());
+
+    // The apply: probe + apply, as for any change; the file holds the host's facts.
+    let apply = p.run(&["--format", "json"]);
+    assert_eq!(apply.code, 0, "{}", apply.all());
+    assert_eq!(round_trips(&apply), 2, "probe + apply: {}", apply.all());
+    assert_eq!(ssh(H, "cat /srv/pv-facts/facts"), want);
+
+    // A no-op run: one round trip, nothing to change.
+    let again = p.run(&["--format", "json"]);
+    assert_eq!((again.code, again.changes(), round_trips(&again)), (0, 0, 1), "{}", again.all());
+
+    // A fact in a path (memory: the stand-in's differs from the host's) decides what the probe reads: the host is probed a second time (said
+    // in the output), and the result is still right.
+    p.write("roles/f/tasks.yml", "- file: {path: /srv/pv-facts, state: directory}\n- file: {path: \"/srv/pv-facts/mb-{{ facts.memory_mb }}\", content: \"x\\n\"}\n");
+    let check = p.run(&["--check", "--format", "json", "-v"]);
+    assert_eq!(check.code, 2, "{}", check.all());
+    assert_eq!(round_trips(&check), 2, "{}", check.all());
+    let text = p.run(&["--check", "-v"]);
+    assert!(text.all().contains("probing again"), "{}", text.all());
+    let mb: u64 = ssh(H, "awk '/^MemTotal:/ {print $2}' /proc/meminfo").trim().parse::<u64>().expect("MemTotal") / 1024;
+    assert_ne!(mb, provision::host_facts::HostFacts::stand_in().memory_mb, "this case needs a host whose memory is not the stand-in's");
+    assert_eq!(p.run(&[]).code, 0);
+    assert_eq!(ssh(H, &format!("cat /srv/pv-facts/mb-{mb}")), "x\n");
+    ssh(H, "rm -rf /srv/pv-facts");
+
+    // An unknown fact is an error naming it, before anything changes.
+    p.write("roles/f/tasks.yml", "- file: {path: /srv/pv-facts, content: \"{{ facts.memroy_mb }}\\n\"}\n");
+    let bad = run_provision(p.dir.path(), &["validate", "inventories/test.yml"], &[]);
+    assert_eq!(bad.code, 1, "{}", bad.all());
+    assert!(bad.stderr.contains("roles/f/tasks.yml:1:"), "{}", bad.all());
+}
