@@ -31,6 +31,10 @@ pub struct HostOptions {
     /// forces it), always or never
     #[arg(long, value_enum, default_value = "auto", value_name = "WHEN")]
     pub color: ColorWhen,
+    /// Keep each host's SSH connection open this many seconds after the run, for the next
+    /// one (overrides the inventory's `ssh.persist`; 0 closes them at the end)
+    #[arg(long, value_name = "SECONDS")]
+    pub persist: Option<u64>,
 }
 
 impl HostOptions {
@@ -43,6 +47,7 @@ impl HostOptions {
             limits: self.limits.clone(),
             extra_vars: self.extra_vars.clone(),
             shard: None,
+            persist: self.persist,
         }
     }
 

@@ -20,6 +20,9 @@ pub struct SshSettings {
     pub connect_timeout_secs: u64,
     /// Who `provision bootstrap` logs in as on a fresh server (root, or a cloud image's sudo user).
     pub initial_user: String,
+    /// Keep each host's SSH master this many seconds after its last use, for the next run
+    /// (0: close it at the end of the run). See [`crate::ssh_persist`].
+    pub persist_secs: u64,
 }
 
 /// One host of the inventory.
@@ -238,7 +241,7 @@ impl Inventory {
 
 fn default_ssh(inventory: &Path) -> SshSettings {
     let dir = inventory.parent().unwrap_or(Path::new("."));
-    SshSettings { identity_file: None, known_hosts: dir.join("known_hosts"), connect_timeout_secs: 10, initial_user: "root".into() }
+    SshSettings { identity_file: None, known_hosts: dir.join("known_hosts"), connect_timeout_secs: 10, initial_user: "root".into(), persist_secs: 0 }
 }
 
 fn read_ssh(doc: &Doc, value: Option<&Value>) -> Result<SshSettings, Diagnostic> {
@@ -259,6 +262,11 @@ fn read_ssh(doc: &Doc, value: Option<&Value>) -> Result<SshSettings, Diagnostic>
     }
     if let Some(u) = r.opt_string("initial_user")? {
         ssh.initial_user = u;
+    }
+    if let Some(t) = r.opt_string("persist")? {
+        ssh.persist_secs = t.parse().map_err(|_| {
+            doc.error(&r.path_of("persist"), format!("`persist` must be a number of seconds, found `{t}`")).help("for example `persist: 600` keeps each host's connection ten minutes after its last use; 0 closes it at the end of each run")
+        })?;
     }
     r.finish("`ssh`")?;
     Ok(ssh)

@@ -35,6 +35,7 @@ pub mod roles;
 pub mod runner;
 pub mod secrets;
 pub mod shell;
+pub mod ssh_persist;
 pub mod template;
 pub mod terminal;
 pub mod transport;

@@ -24,6 +24,8 @@ pub struct Selection {
     pub extra_vars: Vec<String>,
     /// Only this share of the selected hosts (`--shard K/N`).
     pub shard: Option<Shard>,
+    /// `--persist SECONDS`: overrides the inventory's `ssh.persist`.
+    pub persist: Option<u64>,
 }
 
 /// Share K of N of the selected hosts: those at positions K, K+N, K+2N, ... (1-based) of the
@@ -71,7 +73,10 @@ impl Project {
     /// `-e`, and selects the hosts. Every input error is returned at once, each with its
     /// file and line.
     pub fn load(selection: &Selection) -> Result<Project, Diagnostics> {
-        let inventory = Inventory::load(&selection.inventory)?;
+        let mut inventory = Inventory::load(&selection.inventory)?;
+        if let Some(secs) = selection.persist {
+            inventory.ssh.persist_secs = secs;
+        }
         let roles_dir = find_roles_dir(&selection.inventory).ok_or_else(|| {
             Diagnostic::new("no `roles/` directory found beside or above the inventory, nor in the current directory")
                 .at(Location::file(&selection.inventory))

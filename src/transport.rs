@@ -16,9 +16,17 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 /// How long one remote script may run before it is killed, on the host and here.
 pub const DEFAULT_COMMAND_TIMEOUT: Duration = Duration::from_secs(1800);
 
+/// How long a run's own master may sit idle: longer than the longest wait for another host
+/// (a release's migration or health gate); one left behind by a killed run ends after that.
+pub const RUN_MASTER_SECS: u64 = 3600;
+
 /// An open connection to one host.
 pub struct Connection {
     session: Session,
+    /// The master outlives this run (see [`crate::ssh_persist`]): closing detaches from it.
+    persistent: bool,
+    /// The master was already there: no handshake was made.
+    pub reused: bool,
     become_root: bool,
     round_trips: AtomicUsize,
     pub host: String,
@@ -35,7 +43,41 @@ pub struct ScriptOutput {
 impl Connection {
     /// Connects to `host`. Host keys are checked strictly: an unknown or changed key stops
     /// this host with the reason. `accept_new_host_key` is for bootstrap only.
+    /// With `ssh.persist_secs`, the host's persistent master is used, or made (never when
+    /// accepting a new host key).
     pub async fn connect(host: &Host, ssh: &SshSettings, control_dir: &Path, accept_new_host_key: bool) -> Result<Connection> {
+        if ssh.persist_secs > 0 && !accept_new_host_key {
+            return Self::connect_persistent(host, ssh).await;
+        }
+        Self::connect_fresh(host, ssh, control_dir, accept_new_host_key, RUN_MASTER_SECS).await
+    }
+
+    /// Reuses `host`'s persistent master when it answers, else makes one that lives
+    /// `ssh.persist_secs` after its last use.
+    async fn connect_persistent(host: &Host, ssh: &SshSettings) -> Result<Connection> {
+        use crate::ssh_persist;
+        let dir = ssh_persist::directory()?;
+        // A master being launched has a directory and no socket yet, for at most the connect
+        // timeout: only older ones are swept.
+        ssh_persist::sweep(&dir, Duration::from_secs(ssh.connect_timeout_secs + 10));
+        let name = ssh_persist::master_name(host, ssh);
+        if let Some(socket) = ssh_persist::recorded_socket(&dir, &name) {
+            let session = Session::resume_mux(socket.into_boxed_path(), None);
+            if let Ok(Ok(())) = tokio::time::timeout(Duration::from_secs(5), session.check()).await {
+                return Ok(Connection { session, persistent: true, reused: true, become_root: host.user != "root", round_trips: AtomicUsize::new(0), host: host.name.clone() });
+            }
+            // Not answering: it ended or hangs. A resumed session is not ended on drop.
+            ssh_persist::forget(&dir, &name);
+        }
+        let mut conn = Self::connect_fresh(host, ssh, &dir, false, ssh.persist_secs).await?;
+        ssh_persist::record(&dir, &name, conn.session.control_socket())?;
+        conn.persistent = true;
+        Ok(conn)
+    }
+
+    /// A new master, in `control_dir`, that ends `persist_secs` after its last use if this
+    /// process does not close it first.
+    pub async fn connect_fresh(host: &Host, ssh: &SshSettings, control_dir: &Path, accept_new_host_key: bool, persist_secs: u64) -> Result<Connection> {
         // Every verb connects here, so no verb can reach a placeholder address (the verbs
         // also refuse them earlier, with the inventory's line).
         if crate::inventory::is_documentation_address(&host.address) {
@@ -50,10 +92,8 @@ impl Connection {
             .connect_timeout(Duration::from_secs(ssh.connect_timeout_secs))
             .server_alive_interval(Duration::from_secs(10))
             .control_directory(control_dir)
-            // A master must outlive the longest wait for another host (a release's migration
-            // or health gate, up to an hour); one left behind by a killed run goes away by
-            // itself after that.
-            .control_persist(ControlPersist::IdleFor(NonZeroUsize::new(3600).unwrap_or(NonZeroUsize::MIN)));
+            // See RUN_MASTER_SECS; a persistent master lives as long as asked.
+            .control_persist(ControlPersist::IdleFor(NonZeroUsize::new(usize::try_from(persist_secs).unwrap_or(usize::MAX)).unwrap_or(NonZeroUsize::MIN)));
         if let Some(key) = &ssh.identity_file {
             b.keyfile(key);
         }
@@ -61,7 +101,7 @@ impl Connection {
             .await
             .map_err(|_| anyhow!("connecting to {}:{} timed out after {} s", host.address, host.port, ssh.connect_timeout_secs + 5))?
             .map_err(|e| anyhow!("cannot connect to {}@{}:{}: {}", host.user, host.address, host.port, explain(&e)))?;
-        Ok(Connection { session, become_root: host.user != "root", round_trips: AtomicUsize::new(0), host: host.name.clone() })
+        Ok(Connection { session, persistent: false, reused: false, become_root: host.user != "root", round_trips: AtomicUsize::new(0), host: host.name.clone() })
     }
 
     /// The number of scripts run so far.
@@ -218,9 +258,14 @@ impl Connection {
         copied.context("copying between the hosts")
     }
 
-    /// Closes the connection and its master process.
+    /// Closes the connection and its master process; a persistent master is left running
+    /// (it ends by itself after its window).
     pub async fn close(self) {
-        let _ = self.session.close().await;
+        if self.persistent {
+            let _ = self.session.detach();
+        } else {
+            let _ = self.session.close().await;
+        }
     }
 }
 

@@ -56,7 +56,8 @@ pub async fn bootstrap(opts: &BootstrapOptions, reporter: Arc<Reporter>) -> Resu
     errors.into_result()?;
     inventory.preflight(plans.iter().map(|(h, _)| h), plans.iter().flat_map(|(_, phases)| phases.iter().flat_map(|r| &r.secrets.missing_env)))?;
     let control_dir = tempfile::Builder::new().prefix(".pv-ssh-").tempdir_in("/tmp").map_err(|e| Diagnostic::new(format!("cannot create /tmp/.pv-ssh-*: {e}")))?;
-    let ssh = Arc::new(inventory.ssh.clone());
+    // Bootstrap logs in fresh every time: users and sshd change under it.
+    let ssh = Arc::new(crate::inventory::SshSettings { persist_secs: 0, ..inventory.ssh.clone() });
     let who = format!("provision bootstrap on {} at {}", super::hostname(), super::unix_now());
     let base = control_dir.path().to_path_buf();
     let hosts = in_parallel(plans.into_iter().enumerate().collect(), opts.forks, move |(i, (host, phases))| {

@@ -52,10 +52,10 @@ pub async fn run(opts: &RunOptions, reporter: Arc<Reporter>) -> Result<RunReport
 }
 
 
-/// Whether `host` accepts a fresh login (a new master connection, in `dir`) as its
-/// inventory user, with `sudo -n true` when that user is not root.
+/// Whether `host` accepts a fresh login (a new master connection, in `dir`, never a
+/// persistent one) as its inventory user, with `sudo -n true` when that user is not root.
 pub(super) async fn login_with_sudo(host: &Host, ssh: &SshSettings, dir: &Path) -> anyhow::Result<()> {
-    let conn = Connection::connect(host, ssh, dir, false).await?;
+    let conn = Connection::connect_fresh(host, ssh, dir, false, crate::transport::RUN_MASTER_SECS).await?;
     let out = conn.run_script(&crate::sh!("exit 0\n"), Duration::from_secs(30)).await;
     conn.close().await;
     match out? {
@@ -134,7 +134,7 @@ pub(super) async fn converge_host_with(host: Host, res: HostResources, ssh: &Ssh
         Err(e) => return failed_report(&host, secrets.redact(&format!("{e:#}")), timings, 0),
     };
     timings.connect = t.elapsed().as_millis();
-    reporter.note(&host.name, &format!("connected in {} ms", timings.connect));
+    reporter.note(&host.name, &format!("connected in {} ms{}", timings.connect, if conn.reused { " (reused a persistent connection)" } else { "" }));
 
     let request = fact_request(&res);
     let t = Instant::now();
