@@ -127,6 +127,10 @@ pub struct Summary {
 pub trait VerbReport: Serialize {
     fn ok(&self) -> bool;
     fn closing(&self) -> Vec<(bool, String)>;
+    /// A `--check` that found something to change: exit 2, as converge's.
+    fn pending(&self) -> bool {
+        false
+    }
 }
 
 /// Prints as the run goes. Shared by the host tasks.
@@ -354,7 +358,12 @@ impl Reporter {
                         self.event("info", None, &line);
                     }
                 }
-                (if report.ok() { exit::OK } else { exit::FAILED }, serde_json::to_value(&report).unwrap_or_default())
+                let code = match (report.ok(), report.pending()) {
+                    (false, _) => exit::FAILED,
+                    (true, true) => exit::CHANGES_PENDING,
+                    (true, false) => exit::OK,
+                };
+                (code, serde_json::to_value(&report).unwrap_or_default())
             }
             Err(e) => {
                 match e.downcast_ref::<crate::error::Diagnostics>() {

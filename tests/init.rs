@@ -34,7 +34,9 @@ fn init_writes_a_project_that_validates_and_never_overwrites() {
     let project = elsewhere.path().join("shop");
 
     let shipped = files(&Path::new(env!("CARGO_MANIFEST_DIR")).join("roles"));
-    let written = files(&project.join("roles"));
+    let mut written = files(&project.join("roles"));
+    let record = String::from_utf8(written.remove(".shipped").expect("roles/.shipped records what was shipped")).expect("utf-8");
+    assert_eq!(record.lines().count(), shipped.len(), "one line per shipped file:\n{record}");
     assert_eq!(written.keys().collect::<Vec<_>>(), shipped.keys().collect::<Vec<_>>(), "the roles' files");
     assert!(written == shipped, "a role file differs from the shipped one");
 
@@ -65,6 +67,24 @@ fn init_writes_a_project_that_validates_and_never_overwrites() {
     std::fs::remove_file(elsewhere.path().join("dangling")).expect("rm");
     let left: Vec<String> = std::fs::read_dir(elsewhere.path()).expect("read_dir").flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect();
     assert_eq!(left, vec!["shop".to_string()], "what init left in the parent directory");
+    // `roles update` in that project: an untouched project has nothing to do; an edited file
+    // is kept, with the shipped version beside it; a deleted one stays deleted.
+    let up = run_provision(&project, &["roles", "update", "--check"], &[]);
+    assert_eq!(up.code, 0, "{}", up.all());
+    std::fs::write(project.join("roles/nginx/tasks.yml"), "# my nginx\n").expect("edit");
+    std::fs::remove_file(project.join("roles/redis/tasks.yml")).expect("rm");
+    let before = files(&project);
+    let check = run_provision(&project, &["roles", "update", "--check"], &[]);
+    assert_eq!(check.code, 2, "--check with something to write exits 2: {}", check.all());
+    assert!(check.stdout.contains("kept your roles/nginx/tasks.yml") && check.stdout.contains("left out roles/redis/tasks.yml: you deleted it"), "{}", check.all());
+    assert!(files(&project) == before, "--check wrote something");
+    let done = run_provision(&project, &["roles", "update", "--format", "json"], &[]);
+    assert_eq!(done.code, 0, "{}", done.all());
+    assert_eq!(std::fs::read_to_string(project.join("roles/nginx/tasks.yml")).expect("read"), "# my nginx\n");
+    assert_eq!(std::fs::read(project.join("roles/nginx/tasks.yml.shipped")).expect("read"), shipped["nginx/tasks.yml"]);
+    assert!(!project.join("roles/redis/tasks.yml").exists());
+    assert_eq!(run_provision(&project, &["roles", "update", "--check"], &[]).code, 0, "nothing left to write");
+
     // An empty directory is fine.
     std::fs::create_dir(elsewhere.path().join("empty")).expect("mkdir");
     let r = run_provision(elsewhere.path(), &["init", "empty"], &[]);

@@ -11,6 +11,7 @@ mod init;
 mod man;
 mod release;
 mod releases;
+mod roles;
 mod rollback;
 mod tasks;
 mod validate;
@@ -67,6 +68,8 @@ pub enum Command {
     /// Run a role's action (ROLE:VERB) on the hosts with that role, as the deploy user
     #[command(name = "do", after_help = do_action::HELP)]
     Do(do_action::DoArgs),
+    /// Refresh the shipped roles in a project (`roles update`), keeping your edits
+    Roles(roles::RolesArgs),
     /// List every role's actions with their descriptions
     #[command(after_help = tasks::HELP)]
     Tasks(tasks::TasksArgs),
@@ -114,6 +117,7 @@ pub fn main() -> i32 {
         Some(Command::Releases(a)) => releases::run(a),
         Some(Command::Do(a)) => do_action::run(a),
         Some(Command::Tasks(a)) => tasks::run(a),
+        Some(Command::Roles(a)) => roles::run(a),
         Some(Command::Completions(a)) => completions::run(a),
         Some(Command::Man) => man::run(),
     }

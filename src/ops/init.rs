@@ -8,6 +8,7 @@ use crate::report::VerbReport;
 use anyhow::{anyhow, bail, Context, Result};
 use include_dir::{include_dir, Dir};
 use serde::Serialize;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 static ROLES: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/roles");
@@ -81,7 +82,13 @@ pub fn init(opts: &InitOptions) -> Result<InitReport> {
         .prefix(&format!(".{}.init-", name.to_string_lossy()))
         .tempdir_in(&parent)
         .with_context(|| format!("cannot write in `{}`", parent.display()))?;
-    let mut files = write_dir(&ROLES, &staging.path().join("roles"))?;
+    let roles = shipped_roles();
+    for (rel, bytes) in &roles {
+        write(&staging.path().join("roles").join(rel), bytes)?;
+    }
+    // What was shipped, so `provision roles update` can tell a user's edit from an old version.
+    write(&staging.path().join("roles").join(super::roles_update::RECORD), super::roles_update::record_text(&roles).as_bytes())?;
+    let mut files = roles.len() + 1;
     let env = app.to_uppercase();
     for (rel, text) in [("inventories/staging.yml", STAGING), ("inventories/production.yml", PRODUCTION), (".gitignore", GITIGNORE)] {
         let text = text.replace(&SHIPPED_APP.to_uppercase(), &env).replace(SHIPPED_APP, app);
@@ -97,16 +104,19 @@ pub fn init(opts: &InitOptions) -> Result<InitReport> {
     Ok(InitReport { dir: dir.display().to_string(), app: app.clone(), files })
 }
 
-fn write_dir(d: &Dir<'_>, to: &Path) -> Result<usize> {
-    let mut n = 0;
-    for f in d.files() {
-        write(&to.join(f.path().strip_prefix(d.path()).unwrap_or(f.path())), f.contents())?;
-        n += 1;
+/// Every role file this binary ships, by its path under roles/.
+pub(super) fn shipped_roles() -> BTreeMap<String, Vec<u8>> {
+    fn walk(d: &Dir<'_>, out: &mut BTreeMap<String, Vec<u8>>) {
+        for f in d.files() {
+            out.insert(f.path().to_string_lossy().into_owned(), f.contents().to_vec());
+        }
+        for sub in d.dirs() {
+            walk(sub, out);
+        }
     }
-    for sub in d.dirs() {
-        n += write_dir(sub, &to.join(sub.path().strip_prefix(d.path()).unwrap_or(sub.path())))?;
-    }
-    Ok(n)
+    let mut out = BTreeMap::new();
+    walk(&ROLES, &mut out);
+    out
 }
 
 fn write(path: &Path, bytes: &[u8]) -> Result<()> {

@@ -12,6 +12,7 @@ mod init;
 mod release;
 mod releases;
 mod rollback;
+mod roles_update;
 
 pub use crate::project::Selection;
 pub use bootstrap::{bootstrap, BootstrapOptions};
@@ -22,6 +23,7 @@ pub use do_action::{run_do, DoOptions, DoReport, DoResult};
 pub use release::{release, ReleaseOptions, ReleaseReport};
 pub use releases::{releases, HostReleases, ReleasesReport};
 pub use rollback::{rollback, RollbackReport};
+pub use roles_update::{roles_update, RolesUpdateOptions, RolesUpdateReport};
 
 use crate::report::{HostReport, HostStatus, RunReport, Summary, JSON_FORMAT_VERSION};
 
