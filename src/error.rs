@@ -31,6 +31,35 @@ impl fmt::Display for Location {
     }
 }
 
+/// Where a text the user wrote (a YAML scalar) lies in its file: where it starts and, when
+/// the file holds it character for character, where each of its lines begins, so that a
+/// position inside the text (a template's failing expression) can be pointed at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Span {
+    pub start: Location,
+    /// (line, column) of each line of the text; empty when the file holds it otherwise
+    /// (escaped, folded), and then every position inside it is its start.
+    pub lines: Vec<(usize, usize)>,
+}
+
+impl Span {
+    /// A text known only by where it starts.
+    pub fn at(start: Location) -> Span {
+        Span { start, lines: Vec::new() }
+    }
+
+    /// The location of byte `offset` of `text`, the text this span holds.
+    pub fn offset(&self, text: &str, offset: usize) -> Location {
+        let Some(before) = text.get(..offset) else { return self.start.clone() };
+        let line = before.matches('\n').count();
+        let column = before.rsplit('\n').next().unwrap_or("").chars().count();
+        match self.lines.get(line) {
+            Some(&(l, c)) => Location::new(&self.start.file, l, c + column),
+            None => self.start.clone(),
+        }
+    }
+}
+
 /// One error found in the user's input, with where it is and how to fix it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Diagnostic {

@@ -2,10 +2,13 @@
 //! `file:line:column`, and every mapping is checked for unknown keys.
 //!
 //! serde_yaml's `Value` carries no positions, so [`Doc::locate`] finds a key path in the
-//! block-style source text. That is exact for the block style roles and inventories are
-//! written in, and falls back to the nearest enclosing key otherwise.
+//! block-style source text, fast, as every task's location is looked up for every host. Where
+//! that search cannot follow the path (a flow mapping `{mode: rwx}`), and for the value
+//! nodes errors point at ([`Doc::value_span`]), [`node`] asks serde_yaml's parser itself.
 
-use crate::error::{Diagnostic, Location};
+mod node;
+
+use crate::error::{Diagnostic, Location, Span};
 use serde_yaml::{Mapping, Value};
 use std::path::{Path, PathBuf};
 
@@ -42,10 +45,11 @@ pub struct Doc {
     located: LocateCache,
 }
 
-/// Positions already searched for. Every host lowers the same tasks of a role, so each path
-/// is searched in the text once, not once per host.
+/// Positions already searched for, by path and whether the value's (else the key's). Every
+/// host lowers the same tasks of a role, so each path is searched in the text once, not once
+/// per host.
 #[derive(Default)]
-struct LocateCache(std::sync::Mutex<std::collections::HashMap<YPath, (usize, usize)>>);
+struct LocateCache(std::sync::Mutex<std::collections::HashMap<(YPath, node::Target), (usize, usize)>>);
 
 impl Clone for LocateCache {
     fn clone(&self) -> Self {
@@ -80,10 +84,16 @@ impl Doc {
             let loc = e.location().map(|l| Location::new(path, l.line(), l.column()));
             // serde_yaml places a duplicate key at the start of its mapping: point at the
             // duplicate itself, and say where the first one is.
+            let at = e.location().map(|l| l.index());
             if let (Some(l), Some(dup)) = (&loc, duplicate_key(&message)) {
-                if let Some((first, second)) = duplicate_lines(&text, l.line, l.column, dup) {
+                // In the block style the keys start their lines; in a flow mapping (`{a: 1,
+                // a: 2}`) they follow its `{` and commas.
+                let found = duplicate_lines(&text, l.line, l.column, dup)
+                    .map(|(first, second)| (first, (second, l.column)))
+                    .or_else(|| at.and_then(|i| node::duplicate_in_flow(&text, i, dup)));
+                if let Some((first, (line, column))) = found {
                     return Diagnostic::new(format!("invalid YAML: {message}"))
-                        .at(Location::new(path, second, l.column))
+                        .at(Location::new(path, line, column))
                         .help(format!("`{dup}` is already set on line {first}: keep one of the two"));
                 }
             }
@@ -103,22 +113,56 @@ impl Doc {
         Ok(Doc { path: path.to_path_buf(), text, value, located: LocateCache::default() })
     }
 
-    /// The location of the value at `path`, as exact as the source allows.
+    /// The location of the entry at `path`: its key (a sequence item's start), as exact as the
+    /// source allows. For errors about the entry itself: an unknown key, a missing argument.
     pub fn locate(&self, path: &[Seg]) -> Location {
-        let cached = self.located.0.lock().ok().and_then(|c| c.get(path).copied());
-        let (line, column) = cached.unwrap_or_else(|| {
-            let found = locate_in(&self.text, path);
-            if let Ok(mut c) = self.located.0.lock() {
-                c.insert(path.to_vec(), found);
-            }
-            found
+        let (line, column) = self.cached(path, node::Target::Key, || match follow(&self.text, path) {
+            (at, true) => at,
+            // A flow mapping or a quoted key: the parser knows; else the nearest enclosing key.
+            (at, false) => node::find(&self.text, path, node::Target::Key).unwrap_or(at),
         });
         Location::new(&self.path, line, column)
     }
 
-    /// A diagnostic located at `path`.
+    /// Where the value at `path` is written: its own start (not its key's) and, when the file
+    /// holds it verbatim, each of its lines. For errors about a value: a wrong type, a
+    /// template that fails. Falls back to the entry's location when the text does not hold
+    /// the node (a key a `<<` merge brought in).
+    pub fn value_span(&self, path: &[Seg]) -> Span {
+        let (line, column) = self.cached(path, node::Target::Value, || {
+            node::find(&self.text, path, node::Target::Value).unwrap_or_else(|| {
+                let at = self.locate(path);
+                (at.line, at.column)
+            })
+        });
+        let lines = match value_at(&self.value, path) {
+            Some(Value::String(s)) => node::verbatim_lines(&self.text, line, column, s),
+            _ => Vec::new(),
+        };
+        Span { start: Location::new(&self.path, line, column), lines }
+    }
+
+    /// Looks `path` up in the cache, or searches with `search` and remembers the answer.
+    fn cached(&self, path: &[Seg], target: node::Target, search: impl FnOnce() -> (usize, usize)) -> (usize, usize) {
+        let k = (path.to_vec(), target);
+        if let Some(found) = self.located.0.lock().ok().and_then(|c| c.get(&k).copied()) {
+            return found;
+        }
+        let found = search();
+        if let Ok(mut c) = self.located.0.lock() {
+            c.insert(k, found);
+        }
+        found
+    }
+
+    /// A diagnostic located at the entry at `path` (see [`Doc::locate`]).
     pub fn error(&self, path: &[Seg], message: impl Into<String>) -> Diagnostic {
         Diagnostic::new(message).at(self.locate(path))
+    }
+
+    /// A diagnostic located at the value at `path` (see [`Doc::value_span`]).
+    pub fn value_error(&self, path: &[Seg], message: impl Into<String>) -> Diagnostic {
+        Diagnostic::new(message).at(self.value_span(path).start)
     }
 }
 
@@ -160,8 +204,23 @@ fn strip_location(msg: &str) -> String {
     }
 }
 
+/// The value at `path` inside `v`.
+fn value_at<'v>(v: &'v Value, path: &[Seg]) -> Option<&'v Value> {
+    path.iter().try_fold(v, |v, seg| match seg {
+        Seg::Key(k) => v.get(k.as_str()),
+        Seg::Index(i) => v.get(*i),
+    })
+}
+
 /// Finds the (line, column) of the node at `path` in block-style YAML, 1-based.
+#[cfg(test)]
 fn locate_in(text: &str, path: &[Seg]) -> (usize, usize) {
+    follow(text, path).0
+}
+
+/// The (line, column) of the node at `path` in block-style YAML, 1-based, and whether the
+/// search followed the whole path (else the position is the last key it found).
+fn follow(text: &str, path: &[Seg]) -> ((usize, usize), bool) {
     let lines: Vec<&str> = text.lines().collect();
     let mut at_line = 0usize; // line of the current node
     let mut at_col = 0usize;
@@ -180,10 +239,10 @@ fn locate_in(text: &str, path: &[Seg]) -> (usize, usize) {
                 // A sequence item's first key sits on the same line as its dash.
                 search_from = if matches!(seg, Seg::Index(_)) { line } else { line + 1 };
             }
-            None => break,
+            None => return ((at_line + 1, at_col + 1), false),
         }
     }
-    (at_line + 1, at_col + 1)
+    ((at_line + 1, at_col + 1), true)
 }
 
 fn content_start(line: &str) -> Option<usize> {
@@ -281,7 +340,7 @@ impl<'a> MapReader<'a> {
         match value {
             Value::Mapping(map) => Ok(MapReader { doc, path, map, known: Vec::new() }),
             other => Err(doc
-                .error(&path, format!("{what} must be a mapping, found {}", type_name(other)))
+                .value_error(&path, format!("{what} must be a mapping, found {}", type_name(other)))
                 .help("write it as `key: value` lines")),
         }
     }
@@ -303,7 +362,7 @@ impl<'a> MapReader<'a> {
             None | Some(Value::Null) => Ok(None),
             Some(v) => scalar_string(v)
                 .map(Some)
-                .ok_or_else(|| self.doc.error(&self.path_of(k), format!("`{k}` must be a string, found {}", type_name(v)))),
+                .ok_or_else(|| self.doc.value_error(&self.path_of(k), format!("`{k}` must be a string, found {}", type_name(v)))),
         }
     }
 
@@ -320,7 +379,7 @@ impl<'a> MapReader<'a> {
             None | Some(Value::Null) => Ok(None),
             Some(v) => lenient_bool(v).map(Some).ok_or_else(|| {
                 self.doc
-                    .error(&self.path_of(k), format!("`{k}` must be true or false, found {}", type_name(v)))
+                    .value_error(&self.path_of(k), format!("`{k}` must be true or false, found {}", type_name(v)))
             }),
         }
     }
@@ -331,7 +390,7 @@ impl<'a> MapReader<'a> {
             None | Some(Value::Null) => Ok(None),
             Some(v) => string_list(v).map(Some).ok_or_else(|| {
                 self.doc
-                    .error(&self.path_of(k), format!("`{k}` must be a list of strings, found {}", type_name(v)))
+                    .value_error(&self.path_of(k), format!("`{k}` must be a list of strings, found {}", type_name(v)))
                     .help(format!("write `{k}: [a, b]`"))
             }),
         }
