@@ -20,7 +20,7 @@
 
 use crate::sh;
 use crate::shell::Script;
-use crate::error::{closest, Diagnostic, Diagnostics, Location};
+use crate::error::{closest, Diagnostic, Diagnostics, Location, Span};
 use crate::inventory::Host;
 use crate::project::Project;
 use crate::roles::{Role, Roles};
@@ -41,6 +41,10 @@ pub struct Action {
     pub user: Option<String>,
     pub when: Option<String>,
     pub location: Location,
+    /// Where `run`, `user` and `when` are written, for errors in their templates.
+    pub run_at: Span,
+    pub user_at: Span,
+    pub when_at: Span,
 }
 
 /// Keys an action may have.
@@ -81,7 +85,9 @@ fn read_action(doc: &Doc, path: &[Seg], role: &Role, verb: &str, body: &Value) -
     let when = r.opt_string("when")?;
     let _ = ACTION_KEYS;
     r.finish(&format!("action `{verb}` (keys: description, run, user, when)"))?;
-    Ok(Action { role: role.name.clone(), verb: verb.to_string(), description, run, user, when, location: doc.locate(path) })
+    let at = |k: &str| doc.value_span(&crate::yaml::key(path, k));
+    let (run_at, user_at, when_at) = (at("run"), at("user"), at("when"));
+    Ok(Action { role: role.name.clone(), verb: verb.to_string(), description, run, user, when, location: doc.locate(path), run_at, user_at, when_at })
 }
 
 /// Every action of every role, in role order.
@@ -118,16 +124,14 @@ pub fn tasks_listing(roles: &Roles) -> Result<String, Diagnostics> {
 }
 
 /// Renders a template string in a host's context (see [`crate::context::of`]).
-pub fn render(role: &Role, source: &str, ctx: &JValue, at: &Location) -> Result<String, Diagnostic> {
+pub fn render(role: &Role, source: &str, ctx: &JValue, at: &Span) -> Result<String, Diagnostic> {
     role.templates.render_str(source, ctx, at)
 }
 
 /// Evaluates a `when` expression (`{{ expr }}` or a bare expression) in a host's context.
-pub fn eval_when(role: &Role, source: &str, ctx: &JValue, at: &Location) -> Result<bool, Diagnostic> {
-    let t = source.trim();
-    let expr = t.strip_prefix("{{").and_then(|s| s.strip_suffix("}}")).unwrap_or(t);
-    let out = render(role, &format!("{{% if {expr} %}}true{{% else %}}false{{% endif %}}"), ctx, at)?;
-    Ok(out.trim() == "true")
+pub fn eval_when(role: &Role, source: &str, ctx: &JValue, at: &Span) -> Result<bool, Diagnostic> {
+    let value = role.templates.evaluate(source, ctx, at)?;
+    Ok(JValue::from(minijinja::value::Serde(value)).is_true())
 }
 
 /// The sh lines that run `script` as `user` from a root shell: the script goes on the
@@ -214,12 +218,12 @@ pub fn plan_do(project: &Project, spec: &str) -> Result<(Action, Vec<HostAction>
         let ctx = crate::context::of(&vars, &minijinja::Value::UNDEFINED, &project.inventory);
         let resolved = (|| -> Result<HostAction, Diagnostic> {
             if let Some(w) = &action.when {
-                if !eval_when(role, w, &ctx, &action.location)? {
+                if !eval_when(role, w, &ctx, &action.when_at)? {
                     return Ok(HostAction { host: host.clone(), script: None, user: String::new(), secrets: secrets.clone() });
                 }
             }
             let user = match &action.user {
-                Some(u) => render(role, u, &ctx, &action.location)?,
+                Some(u) => render(role, u, &ctx, &action.user_at)?,
                 None => var_str(&vars, "deploy_user").unwrap_or_else(|| "deploy".into()),
             };
             let user = user.trim().to_string();
@@ -227,7 +231,7 @@ pub fn plan_do(project: &Project, spec: &str) -> Result<(Action, Vec<HostAction>
                 return Err(Diagnostic::new(format!("action `{}:{}`: `{user}` is not a user name", action.role, action.verb)).at(action.location.clone()));
             }
             // The role's own code, its values quoted as they are printed into it.
-            let run = role.templates.render_code(&action.run, &ctx, &action.location, crate::template::CodeKind::Shell)?;
+            let run = role.templates.render_code(&action.run, &ctx, &action.run_at, crate::template::CodeKind::Shell)?;
             Ok(HostAction { host: host.clone(), script: Some(Script::user_code(run)), user, secrets: secrets.clone() })
         })();
         match resolved {
@@ -298,7 +302,7 @@ mod tests {
         let (_d, roles) = role_with("a:\n  run: true\n");
         let role = roles.get("sidekiq").unwrap();
         let ctx = minijinja::context! { r => "replica" };
-        let at = Location::file("x");
+        let at = Span::at(Location::file("x"));
         assert!(eval_when(role, "{{ r == 'replica' }}", &ctx, &at).unwrap());
         assert!(!eval_when(role, "r == 'primary'", &ctx, &at).unwrap());
         assert!(eval_when(role, "{{ nope }}", &ctx, &at).is_err());

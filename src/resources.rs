@@ -3,7 +3,7 @@
 //! controller, before any connection: an undefined variable, an unknown module or a bad
 //! argument is found here, for every host, by `provision validate` too.
 
-use crate::error::{Diagnostic, Diagnostics, Location};
+use crate::error::{Diagnostic, Diagnostics, Location, Span};
 use crate::host_facts::{FactsUsed, HostFacts};
 use crate::inventory::{Host, Inventory};
 use crate::modules::{self, Args, LowerCx, Resource};
@@ -129,10 +129,14 @@ fn resolve(vars: Mapping, facts: &JValue, inv: &Inventory, host: &Host, roles: &
             // Where the variable is written is searched only for an error: the search reads
             // the inventory's text, and doing it for every variable of every host made
             // loading quadratic in the hosts.
-            let origin = || var_origin(name, self.inv, self.host, self.roles, self.role_names);
+            let written = var_origin(name, self.inv, self.host, self.roles, self.role_names);
             if let Some(pos) = self.stack.iter().position(|n| n == name) {
                 let cycle = self.stack[pos..].join(" → ");
-                return Err(Diagnostic::new(format!("variables refer to each other in a cycle: {cycle} → {name}")).at(origin()));
+                let at = match &written {
+                    Some((doc, path)) => doc.locate(path),
+                    None => Location::file(&self.inv.doc.path),
+                };
+                return Err(Diagnostic::new(format!("variables refer to each other in a cycle: {cycle} → {name}")).at(at));
             }
             let Some(value) = self.current.get(name).cloned() else { return Ok(()) };
             let mut refs = Vec::new();
@@ -157,15 +161,12 @@ fn resolve(vars: Mapping, facts: &JValue, inv: &Inventory, host: &Host, roles: &
                 let used: Mapping = refs.iter().filter_map(|r| self.current.get(r.as_str()).map(|v| (Value::String(r.clone()), v.clone()))).collect();
                 crate::context::of(&used, self.facts, self.inv)
             };
-            let nowhere = Location::file("");
-            let rendered = match render_value(&value, self.templates, &ctx, &nowhere, &|_| nowhere.clone()) {
-                Ok(v) => v,
-                Err(_) => {
-                    // The same render again, with the place to point at.
-                    let at = origin();
-                    render_value(&value, self.templates, &ctx, &at, &|_| at.clone())?
-                }
+            let inv_path = &self.inv.doc.path;
+            let locate = |p: &[Seg]| match &written {
+                Some((doc, path)) => doc.value_span(&[path.as_slice(), p].concat()),
+                None => Span::at(Location::file(inv_path)),
             };
+            let rendered = render_value(&value, self.templates, &ctx, &locate)?;
             self.current.insert(name.into(), rendered);
             self.done.insert(name.to_string());
             Ok(())
@@ -197,30 +198,17 @@ fn resolve(vars: Mapping, facts: &JValue, inv: &Inventory, host: &Host, roles: &
     Ok(r.current)
 }
 
-/// Calls `f` with every string inside `v`.
-/// Renders every string inside `v`. `locate` gives the location of a nested path for errors.
-fn render_value(
-    v: &Value,
-    templates: &crate::template::Templates,
-    ctx: &JValue,
-    origin: &Location,
-    locate: &dyn Fn(&[Seg]) -> Location,
-) -> Result<Value, Diagnostic> {
-    fn walk(v: &Value, path: &mut Vec<Seg>, t: &crate::template::Templates, ctx: &JValue, locate: &dyn Fn(&[Seg]) -> Location) -> Result<Value, Diagnostic> {
+/// Renders every string inside `v`. `locate` gives where the value at a nested path is
+/// written; it is called only for an error (it may parse the file again).
+fn render_value(v: &Value, templates: &crate::template::Templates, ctx: &JValue, locate: &dyn Fn(&[Seg]) -> Span) -> Result<Value, Diagnostic> {
+    fn walk(v: &Value, path: &mut Vec<Seg>, t: &crate::template::Templates, ctx: &JValue, locate: &dyn Fn(&[Seg]) -> Span) -> Result<Value, Diagnostic> {
         Ok(match v {
-            Value::String(s) => match single_expression(s) {
+            Value::String(s) if single_expression(s) => {
                 // `"{{ admin_keys }}"` is the list itself, not its text, as in Ansible.
-                Some(expr) => {
-                    let at = locate(path);
-                    // `tojson` would turn an undefined value into null; printing it first
-                    // raises the strict-undefined error that names it.
-                    let json = t.render_str(&format!("{{% if ({expr}) is undefined %}}{{{{ {expr} }}}}{{% endif %}}{{{{ ({expr}) | tojson }}}}"), ctx, &at)?;
-                    let value: serde_json::Value = serde_json::from_str(&json)
-                        .map_err(|e| Diagnostic::new(format!("cannot evaluate `{expr}`: {e}")).at(at.clone()))?;
-                    serde_yaml::to_value(value).map_err(|e| Diagnostic::new(e.to_string()).at(at))?
-                }
-                None => Value::String(t.render_str(s, ctx, &locate(path))?),
-            },
+                let value = t.evaluate(s, ctx, &|| locate(path))?;
+                serde_yaml::to_value(value).map_err(|e| Diagnostic::new(e.to_string()).at(locate(path).start))?
+            }
+            Value::String(s) => Value::String(t.render_str(s, ctx, &|| locate(path))?),
             Value::Sequence(items) => {
                 let mut out = Vec::with_capacity(items.len());
                 for (i, item) in items.iter().enumerate() {
@@ -242,28 +230,20 @@ fn render_value(
             other => other.clone(),
         })
     }
-    let _ = origin;
     walk(v, &mut Vec::new(), templates, ctx, locate)
 }
 
-/// The expression of a string that is exactly one `{{ expression }}`.
-fn single_expression(s: &str) -> Option<&str> {
+/// Whether a string is exactly one `{{ expression }}`.
+fn single_expression(s: &str) -> bool {
     // Only the whole string: "{{ x }}\n" is text (a trailing newline is content).
-    let inner = s.strip_prefix("{{")?.strip_suffix("}}")?;
-    (!inner.contains("{{") && !inner.contains("}}") && !inner.contains("{%")).then_some(inner.trim())
+    let inner = s.strip_prefix("{{").and_then(|s| s.strip_suffix("}}"));
+    inner.is_some_and(|inner| !inner.contains("{{") && !inner.contains("}}") && !inner.contains("{%"))
 }
 
-/// Evaluates a `when`/`loop` expression: `{{ expr }}` or a bare Jinja expression.
-fn eval_expression(role: &Role, source: &str, ctx: &JValue, at: &Location) -> Result<JValue, Diagnostic> {
-    let trimmed = source.trim();
-    let expr = trimmed
-        .strip_prefix("{{")
-        .and_then(|s| s.strip_suffix("}}"))
-        .unwrap_or(trimmed);
-    // Render `{{ (expr) | tojson }}` so a list or mapping comes back whole.
-    let rendered = role.templates.render_str(&format!("{{{{ ({expr}) | tojson }}}}"), ctx, at)?;
-    let json: serde_json::Value = serde_json::from_str(&rendered)
-        .map_err(|e| Diagnostic::new(format!("cannot evaluate `{expr}`: {e}")).at(at.clone()))?;
+/// Evaluates a `when`/`loop` expression (`{{ expr }}` or a bare Jinja expression), written
+/// at `at` in `doc`.
+fn eval_expression(role: &Role, source: &str, ctx: &JValue, doc: &Doc, at: &[Seg]) -> Result<JValue, Diagnostic> {
+    let json = role.templates.evaluate(source, ctx, &|| doc.value_span(at))?;
     Ok(JValue::from(Serde(json)))
 }
 
@@ -375,18 +355,26 @@ fn task_notify(task: &Value) -> Vec<String> {
 /// template does: an undefined variable must not silently skip a task. `x | default(...)`
 /// and `x is defined` are the ways to allow one.
 fn check_defined(role: &Role, source: &str, vars: &Mapping, doc: &Doc, at: &[Seg]) -> Result<(), Diagnostic> {
-    let t = source.trim();
-    let expr = t.strip_prefix("{{").and_then(|s| s.strip_suffix("}}")).unwrap_or(t);
+    let (_, expr) = crate::template::expression_of(source);
     if expr.contains("default(") || expr.contains("defined") || expr.contains("| d(") {
         return Ok(());
     }
     let known = |n: &str| vars.contains_key(n) || crate::context::SHARED.contains(&n) || n == crate::context::FACTS || matches!(n, "item" | "loop" | "true" | "false" | "none" | "True" | "False" | "None" | "range" | "dict" | "namespace" | "debug" | "lipsum" | "cycler" | "joiner");
     match role.templates.referenced(&format!("{{{{ {expr} }}}}")).into_iter().find(|n| !known(n)) {
-        Some(missing) => Err(doc
-            .error(at, format!("undefined variable `{missing}` in `{}`", expr.trim()))
+        Some(missing) => Err(Diagnostic::new(format!("undefined variable `{missing}` in `{expr}`"))
+            .at(doc.value_span(at).offset(source, name_offset(source, &missing)))
             .help("define it in the role's defaults.yml, the inventory's vars or with -e, or write `| default(...)`")),
         None => Ok(()),
     }
+}
+
+/// Where the name `name` is first used in `source` (not inside a longer name); 0 if nowhere.
+fn name_offset(source: &str, name: &str) -> usize {
+    let word = |c: char| c.is_alphanumeric() || c == '_';
+    source
+        .match_indices(name)
+        .find(|(i, _)| !source[..*i].ends_with(word) && !source[i + name.len()..].starts_with(word))
+        .map_or(0, |(i, _)| i)
 }
 
 /// Lowers one task: checks its keys, evaluates `when` and `loop`, renders its arguments.
@@ -429,9 +417,9 @@ fn lower_task(role: &Role, doc: &Doc, path: &[Seg], task: &Value, vars: &Mapping
     let location = doc.locate(path);
 
     if let Some(w) = &when {
-        let src = crate::yaml::scalar_string(w).ok_or_else(|| doc.error(&key(path, "when"), "`when` must be an expression"))?;
+        let src = crate::yaml::scalar_string(w).ok_or_else(|| doc.value_error(&key(path, "when"), "`when` must be an expression"))?;
         check_defined(role, &src, vars, doc, &key(path, "when"))?;
-        if !eval_expression(role, &src, base_ctx, &doc.locate(&key(path, "when")))?.is_true() {
+        if !eval_expression(role, &src, base_ctx, doc, &key(path, "when"))?.is_true() {
             return Ok(Vec::new());
         }
     }
@@ -439,30 +427,26 @@ fn lower_task(role: &Role, doc: &Doc, path: &[Seg], task: &Value, vars: &Mapping
         None => vec![None],
         Some(Value::String(s)) => {
             check_defined(role, s, vars, doc, &key(path, "loop"))?;
-            let v = eval_expression(role, s, base_ctx, &doc.locate(&key(path, "loop")))?;
+            let v = eval_expression(role, s, base_ctx, doc, &key(path, "loop"))?;
             // A string would loop over its characters, a mapping over its keys: neither is
             // what anyone means.
             if v.kind() != minijinja::value::ValueKind::Seq {
                 return Err(doc
-                    .error(&key(path, "loop"), format!("`loop` must give a list, but `{}` gives a {}", s.trim(), v.kind()))
+                    .value_error(&key(path, "loop"), format!("`loop` must give a list, but `{}` gives a {}", s.trim(), v.kind()))
                     .help("loop over a list, such as `[a, b]`, or split a string with `| split`"));
             }
-            let iter = v.try_iter().map_err(|_| doc.error(&key(path, "loop"), "`loop` must evaluate to a list"))?;
+            let iter = v.try_iter().map_err(|_| doc.value_error(&key(path, "loop"), "`loop` must evaluate to a list"))?;
             iter.map(Some).collect()
         }
         Some(list @ Value::Sequence(_)) => {
             let loop_path = key(path, "loop");
-            let locate = |p: &[Seg]| {
-                let mut full = loop_path.clone();
-                full.extend_from_slice(p);
-                doc.locate(&full)
-            };
-            match render_value(list, &role.templates, base_ctx, &location, &locate)? {
+            let locate = |p: &[Seg]| doc.value_span(&[loop_path.as_slice(), p].concat());
+            match render_value(list, &role.templates, base_ctx, &locate)? {
                 Value::Sequence(items) => items.iter().map(|i| Some(JValue::from(Serde(i)))).collect(),
                 _ => Vec::new(),
             }
         }
-        Some(_) => return Err(doc.error(&key(path, "loop"), "`loop` must be a list or an expression giving one")),
+        Some(_) => return Err(doc.value_error(&key(path, "loop"), "`loop` must be a list or an expression giving one")),
     };
     let mut out = Vec::new();
     for item in items {
@@ -470,11 +454,7 @@ fn lower_task(role: &Role, doc: &Doc, path: &[Seg], task: &Value, vars: &Mapping
             Some(item) => crate::context::with_item(base_ctx, item),
             None => base_ctx.clone(),
         };
-        let locate = |p: &[Seg]| {
-            let mut full = args_path.clone();
-            full.extend_from_slice(p);
-            doc.locate(&full)
-        };
+        let locate = |p: &[Seg]| doc.value_span(&[args_path.as_slice(), p].concat());
         // Code arguments (`run`, `unless`, `validate`, `sql`) are rendered with every value
         // quoted for their language; the rest as plain text.
         let mut plain_args = raw_args.clone();
@@ -482,14 +462,14 @@ fn lower_task(role: &Role, doc: &Doc, path: &[Seg], task: &Value, vars: &Mapping
         if let Value::Mapping(m) = &mut plain_args {
             for (name, kind) in module.code_args() {
                 if let Some(v) = m.shift_remove(*name) {
-                    let at = locate(&[Seg::Key(name.to_string())]);
+                    let at = || locate(&[Seg::Key(name.to_string())]);
                     let text = crate::yaml::scalar_string(&v)
-                        .ok_or_else(|| doc.error(&key(&args_path, name), format!("`{name}` must be a string")))?;
+                        .ok_or_else(|| doc.value_error(&key(&args_path, name), format!("`{name}` must be a string")))?;
                     code.push((name.to_string(), role.templates.render_code(&text, &ctx, &at, *kind)?));
                 }
             }
         }
-        let mut rendered = render_value(&plain_args, &role.templates, &ctx, &location, &locate)?;
+        let mut rendered = render_value(&plain_args, &role.templates, &ctx, &locate)?;
         if let Value::Mapping(m) = &mut rendered {
             for (name, text) in code {
                 m.insert(Value::String(name), Value::String(text));

@@ -4,7 +4,7 @@
 //! Every error becomes a [`Diagnostic`] naming the template file, the line and the
 //! expression that failed, before any host is touched.
 
-use crate::error::{Diagnostic, Location};
+use crate::error::{Diagnostic, Location, Span};
 use minijinja::value::Value as JValue;
 use minijinja::{syntax::SyntaxConfig, AutoEscape, Environment, Error, ErrorKind, UndefinedBehavior};
 use std::path::{Path, PathBuf};
@@ -88,22 +88,110 @@ impl Templates {
                     .at(Location::file(&path))
                     .help(format!("create `{}` or fix the name", path.display()))
             } else {
-                to_diagnostic(&e, &Location::file(&path), true)
+                to_diagnostic(&e, file_position(&e, &path))
             }
         })?;
-        template.render(ctx.clone()).map_err(|e| to_diagnostic(&e, &Location::file(&path), true))
+        template.render(ctx.clone()).map_err(|e| to_diagnostic(&e, file_position(&e, &path)))
     }
 
     /// Renders an inline template, such as a task argument. `origin` is where the string
-    /// is written (file and line), so errors point there.
-    pub fn render_str(&self, source: &str, ctx: &JValue, origin: &Location) -> Result<String, Diagnostic> {
+    /// is written, so errors point at the failing expression inside it.
+    pub fn render_str(&self, source: &str, ctx: &JValue, origin: &dyn Origin) -> Result<String, Diagnostic> {
         if !source.contains("{{") && !source.contains("{%") {
             return Ok(source.to_string());
         }
         self.inline_template(source, "")
             .and_then(|t| t.render(ctx.clone()))
-            .map_err(|e| to_diagnostic(&e, origin, false))
+            .map_err(|e| self.inline_error(&e, source, &Written::whole(source), origin))
     }
+
+    /// Evaluates an expression written as `{{ expr }}` or bare (a `when`, a `loop`, an
+    /// assert's `that`) to its value: a list or a mapping comes back whole.
+    pub fn evaluate(&self, written: &str, ctx: &JValue, origin: &dyn Origin) -> Result<serde_json::Value, Diagnostic> {
+        let w = Written::expression(written);
+        let expr = w.expr;
+        // `tojson` would turn an undefined value into null; printing it first raises the
+        // strict-undefined error that names it. The parentheses keep `a or b | tojson` whole.
+        let compiled = format!("{{% if ({expr}) is undefined %}}{{{{ {expr} }}}}{{% endif %}}{{{{ ({expr}) | tojson }}}}");
+        let json = self
+            .inline_template(&compiled, "")
+            .and_then(|t| t.render(ctx.clone()))
+            .map_err(|e| self.inline_error(&e, &compiled, &w, origin))?;
+        serde_json::from_str(&json).map_err(|e| Diagnostic::new(format!("cannot evaluate `{expr}`: {e}")).at(origin.span().start))
+    }
+
+    /// The diagnostic of `e`, raised by `compiled`, an inline template made from `w`.
+    fn inline_error(&self, e: &Error, compiled: &str, w: &Written, origin: &dyn Origin) -> Diagnostic {
+        // A syntax error in an expression would speak of the wrapping around it (an
+        // "unexpected `)`" the user never wrote): the expression alone says what is wrong.
+        if e.kind() == ErrorKind::SyntaxError && compiled != w.expr {
+            if let Err(bare) = self.env.compile_expression(w.expr) {
+                return to_diagnostic(&bare, inline_position(&bare, w.expr, w, &origin.span()));
+            }
+        }
+        to_diagnostic(e, inline_position(e, compiled, w, &origin.span()))
+    }
+}
+
+/// Where an inline template is written, for its errors. Finding a YAML value's position
+/// parses its file again, so it is asked for only when rendering fails.
+pub trait Origin {
+    fn span(&self) -> Span;
+}
+
+impl Origin for Location {
+    fn span(&self) -> Span {
+        Span::at(self.clone())
+    }
+}
+
+impl Origin for Span {
+    fn span(&self) -> Span {
+        self.clone()
+    }
+}
+
+impl<F: Fn() -> Span> Origin for F {
+    fn span(&self) -> Span {
+        self()
+    }
+}
+
+/// An inline template as the user wrote it: `text`, the YAML scalar, of which `expr` (from
+/// byte `at`) is what was compiled, alone or inside a wrapping that may repeat it.
+struct Written<'a> {
+    text: &'a str,
+    at: usize,
+    expr: &'a str,
+}
+
+impl<'a> Written<'a> {
+    /// A template compiled as written.
+    fn whole(text: &'a str) -> Self {
+        Written { text, at: 0, expr: text }
+    }
+
+    /// An expression written as `{{ expr }}` or bare: the expression inside.
+    fn expression(text: &'a str) -> Self {
+        let (at, expr) = expression_of(text);
+        Written { text, at, expr }
+    }
+}
+
+/// The expression of `{{ expr }}` (or of a bare expression), trimmed, and where it starts.
+pub fn expression_of(text: &str) -> (usize, &str) {
+    let t = text.trim_start();
+    let mut at = text.len() - t.len();
+    let t = t.trim_end();
+    let inner = match t.strip_prefix("{{").and_then(|s| s.strip_suffix("}}")) {
+        Some(inner) => {
+            at += 2;
+            inner
+        }
+        None => t,
+    };
+    let expr = inner.trim();
+    (at + (inner.len() - inner.trim_start().len()), expr)
 }
 
 /// The names inline templates are loaded under start with this; no template file's can.
@@ -227,16 +315,16 @@ pub fn check_code_template(source: &str, kind: CodeKind) -> Result<(), String> {
 impl Templates {
     /// Renders a role's code (`kind`): every value printed into it is quoted for that
     /// language (see [`CodeKind`]), and a `{{ }}` inside quotes is refused.
-    pub fn render_code(&self, source: &str, ctx: &JValue, origin: &Location, kind: CodeKind) -> Result<String, Diagnostic> {
+    pub fn render_code(&self, source: &str, ctx: &JValue, origin: &dyn Origin, kind: CodeKind) -> Result<String, Diagnostic> {
         check_code_template(source, kind).map_err(|e| {
-            Diagnostic::new(e).at(origin.clone()).help("remove the quotes around it: `rm -f -- {{ path }}`, not `rm -f \"{{ path }}\"`")
+            Diagnostic::new(e).at(origin.span().start).help("remove the quotes around it: `rm -f -- {{ path }}`, not `rm -f \"{{ path }}\"`")
         })?;
         if !source.contains("{{") && !source.contains("{%") {
             return Ok(source.to_string());
         }
         self.inline_template(source, kind.suffix())
             .and_then(|t| t.render(ctx.clone()))
-            .map_err(|e| to_diagnostic(&e, origin, false))
+            .map_err(|e| self.inline_error(&e, source, &Written::whole(source), origin))
     }
 
     /// The top-level variable names a template file refers to, with those of the files it
@@ -261,24 +349,40 @@ impl Templates {
     }
 }
 
-/// Converts a minijinja error into a diagnostic. `origin` is where the template's text
-/// starts: a template file (`whole_file`), or an inline template's YAML scalar (its line and
-/// column); the error points at the failing expression's line (and, in a file, its column).
-fn to_diagnostic(e: &Error, origin: &Location, whole_file: bool) -> Diagnostic {
-    let template_line = e.line().unwrap_or(1);
-    let line = origin.line + template_line - 1;
+/// Where in a template file `e` is: the failing expression's line and column.
+fn file_position(e: &Error, path: &Path) -> Location {
+    let line = e.line().unwrap_or(1);
+    let column = match (e.template_source(), e.range()) {
+        (Some(src), Some(r)) => src.get(..r.start).map(|before| before.rsplit('\n').next().unwrap_or("").chars().count() + 1).unwrap_or(1),
+        _ => 1,
+    };
+    Location::new(path, line, column)
+}
+
+/// Where in the YAML scalar `w` (written at `span`) `e`, raised by `compiled`, is: the
+/// failing expression, found in the copy of `w.expr` in `compiled` that holds it; the
+/// scalar's start when it cannot be mapped.
+fn inline_position(e: &Error, compiled: &str, w: &Written, span: &Span) -> Location {
+    let in_expr = e.range().filter(|_| !w.expr.is_empty()).and_then(|r| {
+        // `<=`: an error at the end of the input points just after the expression.
+        compiled.match_indices(w.expr).find(|(i, _)| *i <= r.start && r.start <= i + w.expr.len()).map(|(i, _)| w.at + r.start - i)
+    });
+    // Without a range, the start of the failing line, when the text was compiled as written.
+    let by_line = || {
+        let line = e.line()?;
+        (compiled == w.text).then(|| w.text.split_inclusive('\n').take(line.saturating_sub(1)).map(str::len).sum())
+    };
+    match in_expr.or_else(by_line) {
+        Some(offset) => span.offset(w.text, offset),
+        None => span.start.clone(),
+    }
+}
+
+/// Converts a minijinja error into a diagnostic at `at`, naming the failing expression.
+fn to_diagnostic(e: &Error, at: Location) -> Diagnostic {
     let expr = match (e.template_source(), e.range()) {
         (Some(src), Some(r)) => src.get(r).map(str::to_string),
         _ => None,
-    };
-    // In a template file, the expression's own column. An inline template (a task argument, a
-    // `when:`) may be wrapped before rendering and its scalar may be quoted, so there the
-    // column is the YAML node's own.
-    let column = match (e.template_source(), e.range()) {
-        (Some(src), Some(r)) if whole_file => {
-            src.get(..r.start).map(|before| before.rsplit('\n').next().unwrap_or("").chars().count() + 1).unwrap_or(1)
-        }
-        _ => origin.column,
     };
     let detail = e.detail().map(|d| format!(": {d}")).unwrap_or_default();
     let (message, help) = match e.kind() {
@@ -300,7 +404,7 @@ fn to_diagnostic(e: &Error, origin: &Location, whole_file: bool) -> Diagnostic {
             "check the expression on this line",
         ),
     };
-    Diagnostic::new(message).at(Location::new(&origin.file, line, column)).help(help)
+    Diagnostic::new(message).at(at).help(help)
 }
 
 fn add_filters(env: &mut Environment<'static>) {
@@ -382,11 +486,30 @@ mod tests {
     #[test]
     fn strict_undefined_names_the_expression() {
         let t = Templates::new(Path::new("/nonexistent"));
-        let err = t
-            .render_str("a\n{{ nope }}\n", &context! {}, &Location::new("roles/x/tasks.yml", 10, 3))
-            .unwrap_err();
-        assert!(err.message.contains("nope"), "{err}");
-        assert_eq!(err.location.unwrap().line, 11);
+        // A literal block (`|`) at line 9: its lines start at 10 and 11, column 3.
+        let span = Span { start: Location::new("roles/x/tasks.yml", 9, 8), lines: vec![(10, 3), (11, 3)] };
+        let err = t.render_str("a\n{{ nope }}\n", &context! {}, &span).unwrap_err();
+        assert!(err.message.contains("`nope`"), "{err}");
+        let at = err.location.expect("a location");
+        assert_eq!((at.line, at.column), (11, 6));
+        // Not held verbatim (escapes): the scalar's start.
+        let err = t.render_str("a\n{{ nope }}\n", &context! {}, &Span::at(Location::new("x.yml", 9, 8))).unwrap_err();
+        assert_eq!(err.location.map(|l| (l.line, l.column)), Some((9, 8)));
+    }
+
+    #[test]
+    fn an_expression_error_speaks_of_what_was_written() {
+        let t = Templates::new(Path::new("/nonexistent"));
+        let span = Span { start: Location::new("tasks.yml", 2, 9), lines: vec![(2, 10)] };
+        let err = t.evaluate("{{ x == }}", &context! { x => 1 }, &span).unwrap_err();
+        assert!(err.message.starts_with("template syntax error") && !err.message.contains("`)`"), "{err}");
+        assert_eq!(err.location.map(|l| l.line), Some(2));
+        let err = t.evaluate("{{ a or missing_one }}", &context! { a => false }, &span).unwrap_err();
+        // minijinja's span is the failing expression's: it starts at `a`.
+        assert!(err.message.contains("`a or missing_one`"), "{err}");
+        assert_eq!(err.location.map(|l| (l.line, l.column)), Some((2, 13)));
+        assert_eq!(t.evaluate("a or b | length", &context! { a => false, b => [1, 2] }, &span).unwrap(), serde_json::json!(2));
+        assert_eq!(expression_of("  {{  x + 1 }} "), (6, "x + 1"));
     }
 
     #[test]

@@ -5,10 +5,9 @@
 //! String values may themselves be templates (`deploy_to: /var/www/{{ app }}`); they are
 //! resolved against the merged set until nothing changes, as Ansible users expect.
 
-use crate::error::Location;
 use crate::inventory::{Host, Inventory};
 use crate::roles::Roles;
-use crate::yaml::{key, Seg};
+use crate::yaml::{key, Doc, Seg};
 pub use crate::secrets::{extract_role_secrets, extract_secrets, Secrets, REDACTED};
 use serde_yaml::{Mapping, Value};
 
@@ -109,27 +108,28 @@ pub fn variable_templates() -> &'static crate::template::Templates {
     TEMPLATES.get_or_init(|| crate::template::Templates::new(std::path::Path::new("/nonexistent")))
 }
 
-/// Where a variable's winning value is written, for errors in it.
-pub fn var_origin(name: &str, inv: &Inventory, host: &Host, roles: &Roles, role_names: &[String]) -> Location {
+/// Where a variable's winning value is written (its file and path), for errors in it; none
+/// for an extra variable (`-e`).
+pub fn var_origin<'a>(name: &str, inv: &'a Inventory, host: &Host, roles: &'a Roles, role_names: &[String]) -> Option<(&'a Doc, Vec<Seg>)> {
     if host.vars.contains_key(name) {
-        return inv.doc.locate(&key(&key(&host.path, "vars"), name));
+        return Some((&inv.doc, key(&key(&host.path, "vars"), name)));
     }
     if let Some((group, _)) = inv.group_vars.iter().rev().find(|(g, v)| v.contains_key(name) && inv.group_members(g).iter().any(|h| h.name == host.name)) {
-        return inv.doc.locate(&[Seg::Key("groups".into()), Seg::Key(group.clone()), Seg::Key("vars".into()), Seg::Key(name.into())]);
+        return Some((&inv.doc, vec![Seg::Key("groups".into()), Seg::Key(group.clone()), Seg::Key("vars".into()), Seg::Key(name.into())]));
     }
     if inv.vars.contains_key(name) {
-        return inv.doc.locate(&[Seg::Key("vars".into()), Seg::Key(name.into())]);
+        return Some((&inv.doc, vec![Seg::Key("vars".into()), Seg::Key(name.into())]));
     }
     for r in role_names.iter().rev() {
         if let Some(doc) = roles.get(r).and_then(|r| r.defaults_doc.as_ref()) {
             if let Value::Mapping(m) = &doc.value {
                 if m.contains_key(name) {
-                    return doc.locate(&[Seg::Key(name.into())]);
+                    return Some((doc, vec![Seg::Key(name.into())]));
                 }
             }
         }
     }
-    Location::file(&inv.doc.path)
+    None
 }
 
 #[cfg(test)]
