@@ -121,7 +121,7 @@ impl Inventory {
                 }
             }
             Some(other) => errors.push(
-                doc.error(&[Seg::Key("hosts".into())], format!("`hosts` must be a mapping, found {}", crate::yaml::type_name(other)))
+                doc.value_error(&[Seg::Key("hosts".into())], format!("`hosts` must be a mapping, found {}", crate::yaml::type_name(other)))
                     .help("write `hosts:` followed by `  NAME: {address: ..., roles: [...]}` entries"),
             ),
         }
@@ -131,7 +131,7 @@ impl Inventory {
         for h in &hosts {
             if let Some(first) = seen.insert((h.address.clone(), h.port), &h.name) {
                 errors.push(
-                    doc.error(&key(&h.path, "address"), format!("hosts `{first}` and `{}` have the same address {}:{}", h.name, h.address, h.port))
+                    doc.value_error(&key(&h.path, "address"), format!("hosts `{first}` and `{}` have the same address {}:{}", h.name, h.address, h.port))
                         .help("each host must have its own address; remove the duplicate"),
                 );
             }
@@ -214,7 +214,7 @@ impl Inventory {
             if is_documentation_address(&host.address) {
                 errors.push(
                     self.doc
-                        .error(&key(&host.path, "address"), format!("host `{}` has the placeholder address {} (an RFC 5737 documentation range); provision does not connect to it", host.name, host.address))
+                        .value_error(&key(&host.path, "address"), format!("host `{}` has the placeholder address {} (an RFC 5737 documentation range); provision does not connect to it", host.name, host.address))
                         .help("put the server's real address in the inventory; `provision validate` checks placeholder inventories without connecting"),
                 );
             }
@@ -257,7 +257,7 @@ fn read_ssh(doc: &Doc, value: Option<&Value>) -> Result<SshSettings, Diagnostic>
     }
     if let Some(t) = r.opt_string("connect_timeout")? {
         ssh.connect_timeout_secs = t.parse().map_err(|_| {
-            doc.error(&r.path_of("connect_timeout"), format!("`connect_timeout` must be a number of seconds, found `{t}`"))
+            doc.value_error(&r.path_of("connect_timeout"), format!("`connect_timeout` must be a number of seconds, found `{t}`"))
         })?;
     }
     if let Some(u) = r.opt_string("initial_user")? {
@@ -291,7 +291,7 @@ fn read_vars(doc: &Doc, path: &[Seg], value: &Value, secrets: &mut Secrets) -> R
             }
             Ok(m)
         }
-        other => Err(doc.error(path, format!("`vars` must be a mapping, found {}", crate::yaml::type_name(&other)))),
+        other => Err(doc.value_error(path, format!("`vars` must be a mapping, found {}", crate::yaml::type_name(&other)))),
     }
 }
 
@@ -311,13 +311,13 @@ fn read_host(doc: &Doc, name: &str, value: &Value, secrets: &mut Secrets) -> Res
     let address = r.string("address", &format!("host `{name}`"))?;
     if address.is_empty() || address.chars().any(|c| c.is_whitespace() || c == '@' || c == '/') {
         return Err(doc
-            .error(&r.path_of("address"), format!("`{address}` is not a host name or IP address"))
+            .value_error(&r.path_of("address"), format!("`{address}` is not a host name or IP address"))
             .help("write an IP address or a DNS name, without user@ or a port"));
     }
     let port = match r.opt_string("port")? {
         None => 22,
         Some(p) => p.parse::<u16>().ok().filter(|p| *p > 0).ok_or_else(|| {
-            doc.error(&r.path_of("port"), format!("`port` must be a number from 1 to 65535, found `{p}`"))
+            doc.value_error(&r.path_of("port"), format!("`port` must be a number from 1 to 65535, found `{p}`"))
         })?,
     };
     let user = r.opt_string("user")?.unwrap_or_else(|| "root".to_string());
@@ -350,7 +350,7 @@ fn read_groups(doc: &Doc, value: &Value, hosts: &[Host], secrets: &mut Secrets) 
                 let members = match r.get("hosts") {
                     None => None,
                     Some(list) => Some(
-                        crate::yaml::string_list(list).ok_or_else(|| doc.error(&key(&gpath, "hosts"), format!("group `{name}`: `hosts` must be a list of host names")))?,
+                        crate::yaml::string_list(list).ok_or_else(|| doc.value_error(&key(&gpath, "hosts"), format!("group `{name}`: `hosts` must be a list of host names")))?,
                     ),
                 };
                 if let Some(v) = r.get("vars") {
@@ -360,7 +360,7 @@ fn read_groups(doc: &Doc, value: &Value, hosts: &[Host], secrets: &mut Secrets) 
                 (members, key(&gpath, "hosts"))
             }
             other => (
-                Some(crate::yaml::string_list(other).ok_or_else(|| doc.error(&gpath, format!("group `{name}` must be a list of host names, or `{{hosts: [...], vars: {{...}}}}`")))?),
+                Some(crate::yaml::string_list(other).ok_or_else(|| doc.value_error(&gpath, format!("group `{name}` must be a list of host names, or `{{hosts: [...], vars: {{...}}}}`")))?),
                 gpath.clone(),
             ),
         };
@@ -429,7 +429,8 @@ mod tests {
         let text = errs.to_string();
         assert!(text.contains("inv.yml:3:3"), "{text}");
         assert!(text.contains("has no `address`"), "{text}");
-        assert!(text.contains("inv.yml:7:5"), "{text}");
+        // The wrong port's value, not its key.
+        assert!(text.contains("inv.yml:7:11"), "{text}");
         assert_eq!(errs.len(), 2);
     }
 

@@ -21,10 +21,12 @@ impl Module for AssertModule {
         let holds = match that {
             Some(Value::Bool(b)) => b,
             Some(Value::String(expr)) => {
-                let out = cx.templates.render_str(&format!("{{{{ ({expr}) }}}}"), cx.vars, &cx.location)?;
-                out.trim() == "True" || out.trim() == "true"
+                let that = crate::yaml::key(&args.path, "that");
+                let value = cx.templates.evaluate(&expr, cx.vars, &|| args.doc.value_span(&that))?;
+                // Holds when it is true, as `{{ that }}` printing `true` (not any truthy value).
+                matches!(&value, serde_json::Value::Bool(true)) || matches!(value.as_str(), Some("true" | "True"))
             }
-            Some(other) => return Err(args.error(format!("`that` must be an expression, found {}", crate::yaml::type_name(&other)))),
+            Some(other) => return Err(args.value_error("that", format!("`that` must be an expression, found {}", crate::yaml::type_name(&other)))),
             None => return Err(args.error("`assert` has no `that`").help("write `that: \"{{ a >= b }}\"`")),
         };
         if holds {

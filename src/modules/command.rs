@@ -91,7 +91,7 @@ impl Module for CommandModule {
             if cx.secrets.touches(p) {
                 return Err(args
                     .doc
-                    .error(&r.path_of("creates"), "a secret appears in `creates`; the probe passes it to `find`, where `ps` on the host would show it")
+                    .value_error(&r.path_of("creates"), "a secret appears in `creates`; the probe passes it to `find`, where `ps` on the host would show it")
                     .help("name the created path without the secret"));
             }
             super::check_path(p, args, "creates")?;

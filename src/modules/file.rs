@@ -340,7 +340,7 @@ pub fn read_common(spec: &mut FileSpec, r: &mut crate::yaml::MapReader, args: &A
         if let Some(v) = v.as_ref().filter(|v| !super::user::valid_account_name(v) && (v.is_empty() || !v.chars().all(|c| c.is_ascii_digit()))) {
             return Err(args
                 .doc
-                .error(&r.path_of(key), format!("`{key}: {}` is not a user or group name", crate::terminal::printable(v)))
+                .value_error(&r.path_of(key), format!("`{key}: {}` is not a user or group name", crate::terminal::printable(v)))
                 .help("use lowercase letters, digits, `_` and `-` (starting with a letter or `_`), or a numeric id"));
         }
     }
@@ -350,7 +350,7 @@ pub fn read_common(spec: &mut FileSpec, r: &mut crate::yaml::MapReader, args: &A
         if !v.contains("%s") {
             return Err(args
                 .doc
-                .error(&r.path_of("validate"), format!("`validate: {v}` has no `%s`"))
+                .value_error(&r.path_of("validate"), format!("`validate: {v}` has no `%s`"))
                 .help("write `%s` where the temp file goes, such as `validate: visudo -cf %s`"));
         }
     }
@@ -374,7 +374,7 @@ pub fn protect_secret(spec: &mut FileSpec, args: &Args, mode_path: &crate::yaml:
         Some(m) if m & 0o004 != 0 => {
             return Err(args
                 .doc
-                .error(mode_path, format!("{} holds a secret, but `mode: {}` lets every user of the host read it", spec.path, fmt_mode(m)))
+                .value_error(mode_path, format!("{} holds a secret, but `mode: {}` lets every user of the host read it", spec.path, fmt_mode(m)))
                 .help("use `mode: \"0600\"`, or `\"0640\"` with the `group` that needs it"))
         }
         Some(_) => {}
@@ -424,7 +424,7 @@ impl Module for FileModule {
                         super::check_role_relative(&s, args, "src", "files", cx)?;
                         let file = cx.role_dir.join("files").join(&s);
                         std::fs::read(&file).map_err(|e| {
-                            args.error(format!("cannot read `{}`: {e}", file.display()))
+                            args.value_error("src", format!("cannot read `{}`: {e}", file.display()))
                                 .help(format!("put the file in roles/{}/files/ or fix `src`", cx.role))
                         })?
                     }
@@ -444,7 +444,7 @@ impl Module for FileModule {
                 if target.is_empty() || target.chars().any(|c| c.is_control()) {
                     return Err(args
                         .doc
-                        .error(&r.path_of("target"), format!("link target `{}` is empty or has a control character (newline, tab, escape)", crate::terminal::printable(&target)))
+                        .value_error(&r.path_of("target"), format!("link target `{}` is empty or has a control character (newline, tab, escape)", crate::terminal::printable(&target)))
                         .help("name the target with printable characters only"));
                 }
                 FileState::Link { target }
@@ -453,7 +453,7 @@ impl Module for FileModule {
             other => {
                 return Err(args
                     .doc
-                    .error(&r.path_of("state"), format!("unknown state `{other}`"))
+                    .value_error(&r.path_of("state"), format!("unknown state `{other}`"))
                     .did_you_mean(other, ["present", "directory", "link", "absent"])
                     .help("use present, directory, link or absent"))
             }

@@ -101,8 +101,14 @@ impl<'a> Args<'a> {
         crate::yaml::MapReader::new(self.doc, self.path.clone(), &self.value, &format!("`{module}` arguments"))
     }
 
+    /// An error about the arguments as a whole: points at the module's key.
     pub fn error(&self, message: impl Into<String>) -> Diagnostic {
         self.doc.error(&self.path, message)
+    }
+
+    /// An error about the value of argument `key`: points at that value.
+    pub fn value_error(&self, key: &str, message: impl Into<String>) -> Diagnostic {
+        self.doc.value_error(&crate::yaml::key(&self.path, key), message)
     }
 }
 
@@ -127,7 +133,7 @@ pub fn read_mode(r: &mut crate::yaml::MapReader, args: &Args) -> Result<Option<u
         None => Ok(None),
         Some(m) => parse_mode(&m).map(Some).ok_or_else(|| {
             args.doc
-                .error(&r.path_of("mode"), format!("`mode: {m}` is not an octal file mode"))
+                .value_error(&r.path_of("mode"), format!("`mode: {m}` is not an octal file mode"))
                 .help("write it quoted, such as `mode: \"0644\"`")
         }),
     }
@@ -136,16 +142,16 @@ pub fn read_mode(r: &mut crate::yaml::MapReader, args: &Args) -> Result<Option<u
 /// Checks that a path is absolute and has nothing the probe cannot carry.
 pub fn check_path(p: &str, args: &Args, key: &str) -> Result<(), Diagnostic> {
     if !p.starts_with('/') {
-        return Err(args.error(format!("`{key}: {p}` must be an absolute path")).help("start it with `/`"));
+        return Err(args.value_error(key, format!("`{key}: {p}` must be an absolute path")).help("start it with `/`"));
     }
     if p.chars().any(|c| c.is_control() || c == '\\') {
         return Err(args
-            .error(format!("`{key}: {}` contains a control character (newline, tab, escape) or a backslash, which are not supported in paths", crate::terminal::printable(p)))
+            .value_error(key, format!("`{key}: {}` contains a control character (newline, tab, escape) or a backslash, which are not supported in paths", crate::terminal::printable(p)))
             .help("name the path with printable characters only"));
     }
     if p.split('/').any(|c| c == ".." || c == ".") || p.contains("//") {
         return Err(args
-            .error(format!("`{key}: {p}` has a `.`, `..` or empty component"))
+            .value_error(key, format!("`{key}: {p}` has a `.`, `..` or empty component"))
             .help("write the path in its plain form, such as `/etc/app/app.conf`"));
     }
     Ok(())
@@ -158,7 +164,7 @@ pub fn check_role_relative(src: &str, args: &Args, key: &str, dir: &str, cx: &Lo
     let escapes = src.starts_with('/') || src.split(['/', '\\']).any(|c| c == "..") || resolves_outside(&base, src);
     if escapes {
         return Err(args
-            .error(format!("`{key}: {}` is outside the role's {dir}/ directory", crate::terminal::printable(src)))
+            .value_error(key, format!("`{key}: {}` is outside the role's {dir}/ directory", crate::terminal::printable(src)))
             .help(format!("put the file in roles/{}/{dir}/ and name it relative to that directory", cx.role)));
     }
     Ok(())

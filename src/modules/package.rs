@@ -6,6 +6,7 @@ use super::{Args, LowerCx, Module, Resource};
 use crate::error::Diagnostic;
 use crate::facts::{FactRequest, Facts};
 use crate::plan::{Action, Change, PlanContext, Provides, Step};
+use crate::yaml::YPath;
 use serde_yaml::Value;
 
 pub struct PackageModule;
@@ -71,11 +72,16 @@ impl Module for PackageModule {
     }
 
     fn lower(&self, args: &Args, _cx: &LowerCx) -> Result<Vec<Box<dyn Resource>>, Diagnostic> {
-        let (names, present) = match &args.value {
-            Value::Mapping(_) => {
+        // Each name with where it is written, for an error about it.
+        let (names, present): (Vec<(String, YPath)>, bool) = match &args.value {
+            Value::Mapping(m) => {
                 let mut r = args.reader("package")?;
-                let mut names = r.opt_strings("name")?.unwrap_or_default();
-                names.extend(r.opt_strings("names")?.unwrap_or_default());
+                let mut names = Vec::new();
+                for k in ["name", "names"] {
+                    let path = r.path_of(k);
+                    let listed = r.opt_strings(k)?.unwrap_or_default();
+                    names.extend(listed.into_iter().enumerate().map(|(i, n)| (n, item_path(m.get(k), path.clone(), i))));
+                }
                 let state = r.opt_string("state")?.unwrap_or_else(|| "present".into());
                 let present = match state.as_str() {
                     "present" | "installed" => true,
@@ -83,7 +89,7 @@ impl Module for PackageModule {
                     other => {
                         return Err(args
                             .doc
-                            .error(&r.path_of("state"), format!("unknown package state `{other}`"))
+                            .value_error(&r.path_of("state"), format!("unknown package state `{other}`"))
                             .help("use present or absent"))
                     }
                 };
@@ -92,7 +98,11 @@ impl Module for PackageModule {
             }
             other => (
                 crate::yaml::string_list(other)
-                    .ok_or_else(|| args.error("`package` takes a list of names, or `name:` and `state:`"))?,
+                    .ok_or_else(|| args.error("`package` takes a list of names, or `name:` and `state:`"))?
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, n)| (n, item_path(Some(other), args.path.clone(), i)))
+                    .collect(),
                 true,
             ),
         };
@@ -100,15 +110,25 @@ impl Module for PackageModule {
             return Err(args.error("`package` names no package"));
         }
         let mut out: Vec<Box<dyn Resource>> = Vec::new();
-        for name in names {
+        for (name, at) in names {
             if !valid_name(&name) {
                 return Err(args
-                    .error(format!("`{}` is not a valid Debian package name", crate::terminal::printable(&name)))
+                    .doc
+                    .value_error(&at, format!("`{}` is not a valid Debian package name", crate::terminal::printable(&name)))
                     .help("a package name has lowercase letters, digits, `+`, `-` and `.`, and starts with a letter or digit"));
             }
             out.push(Box::new(Package { name, present }));
         }
         Ok(out)
+    }
+}
+
+/// Where the `i`th name of the value `v` at `path` is written: its item in a list, else the
+/// value itself.
+fn item_path(v: Option<&Value>, path: YPath, i: usize) -> YPath {
+    match v {
+        Some(Value::Sequence(_)) => crate::yaml::index(&path, i),
+        _ => path,
     }
 }
 

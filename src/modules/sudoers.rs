@@ -121,14 +121,14 @@ impl Module for SudoersModule {
         let mut r = args.reader("sudoers")?;
         let name = r.string("name", "`sudoers`")?;
         check_name(&name).map_err(|e| {
-            args.doc.error(&r.path_of("name"), e).help("use letters, digits, `-` and `_` only, such as `deploy-sidekiq`")
+            args.doc.value_error(&r.path_of("name"), e).help("use letters, digits, `-` and `_` only, such as `deploy-sidekiq`")
         })?;
         let user = r.string("user", "`sudoers`")?;
         check_principal(&user, "user")
-            .map_err(|e| args.doc.error(&r.path_of("user"), e).help("name one user (`deploy`) or one group (`%admins`)"))?;
+            .map_err(|e| args.doc.value_error(&r.path_of("user"), e).help("name one user (`deploy`) or one group (`%admins`)"))?;
         let runas = r.opt_string("runas")?.unwrap_or_else(|| "root".into());
         check_principal(&runas, "runas")
-            .map_err(|e| args.doc.error(&r.path_of("runas"), e).help("name one user (`root`) or `%group`, or `ALL`"))?;
+            .map_err(|e| args.doc.value_error(&r.path_of("runas"), e).help("name one user (`root`) or `%group`, or `ALL`"))?;
         let nopasswd = r.opt_bool("nopasswd")?.unwrap_or(true);
         let commands = r.opt_strings("commands")?.unwrap_or_default();
         let commands_path = r.path_of("commands");
@@ -140,11 +140,11 @@ impl Module for SudoersModule {
         for (i, c) in commands.iter().enumerate() {
             let at = crate::yaml::index(&commands_path, i);
             entries.push(command_entry(c).map_err(|e| {
-                args.doc.error(&at, e).help("write one command per item: an absolute path and plain arguments, such as `/usr/bin/systemctl restart sidekiq`")
+                args.doc.value_error(&at, e).help("write one command per item: an absolute path and plain arguments, such as `/usr/bin/systemctl restart sidekiq`")
             })?);
         }
         if entries.len() > 1 && entries.iter().any(|e| e == "ALL") {
-            return Err(args.doc.error(&commands_path, "`ALL` stands alone: with it, the other commands mean nothing").help("write `commands: [ALL]`, or list the commands without `ALL`"));
+            return Err(args.doc.value_error(&commands_path, "`ALL` stands alone: with it, the other commands mean nothing").help("write `commands: [ALL]`, or list the commands without `ALL`"));
         }
         let content = format!("# managed by provision\n{}", rule(&user, &runas, nopasswd, &entries));
         let mut spec = FileSpec::new(format!("/etc/sudoers.d/{name}"), FileState::Present { content: content.into_bytes(), secret: false });

@@ -174,7 +174,7 @@ impl Module for UnitModule {
         if !valid_unit_name(&name) {
             return Err(args
                 .doc
-                .error(&r.path_of("name"), format!("`{}` is not a systemd unit name", crate::terminal::printable(&name)))
+                .value_error(&r.path_of("name"), format!("`{}` is not a systemd unit name", crate::terminal::printable(&name)))
                 .help("a unit name has ASCII letters, digits and `:-_.@`, such as `sidekiq@1.service`"));
         }
         let template = r.opt_string("template")?;
@@ -189,13 +189,13 @@ impl Module for UnitModule {
             Some(s @ ("restarted" | "reloaded")) => {
                 return Err(args
                     .doc
-                    .error(&r.path_of("state"), format!("`state: {s}` would act on every run"))
+                    .value_error(&r.path_of("state"), format!("`state: {s}` would act on every run"))
                     .help("put it in handlers.yml and `notify` it from the task that changes the service's config".to_string()))
             }
             Some(other) => {
                 return Err(args
                     .doc
-                    .error(&r.path_of("state"), format!("unknown unit state `{other}`"))
+                    .value_error(&r.path_of("state"), format!("unknown unit state `{other}`"))
                     .did_you_mean(other, ["started", "stopped", "restarted", "reloaded"]))
             }
         };

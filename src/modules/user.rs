@@ -137,7 +137,7 @@ impl Module for UserModule {
         let name = r.string("name", "`user`")?;
         if !valid_account_name(&name) {
             return Err(args
-                .error(format!("`{}` is not a valid user name", crate::terminal::printable(&name)))
+                .value_error("name", format!("`{}` is not a valid user name", crate::terminal::printable(&name)))
                 .help("use lowercase letters, digits, `_` and `-`, starting with a letter or `_`"));
         }
         let shell = r.opt_string("shell")?;
@@ -147,7 +147,7 @@ impl Module for UserModule {
         let home = r.opt_string("home")?.unwrap_or_else(|| format!("/home/{name}"));
         super::check_path(&home, args, "home")?;
         if home.contains(':') {
-            return Err(args.error(format!("`home: {home}` has a `:`, which /etc/passwd cannot hold")));
+            return Err(args.value_error("home", format!("`home: {home}` has a `:`, which /etc/passwd cannot hold")));
         }
         let system = r.opt_bool("system")?.unwrap_or(false);
         let groups = r.opt_strings("groups")?.unwrap_or_default();
@@ -155,7 +155,7 @@ impl Module for UserModule {
             if !valid_account_name(g) {
                 return Err(args
                     .doc
-                    .error(&r.path_of("groups"), format!("`{}` is not a valid group name", crate::terminal::printable(g)))
+                    .value_error(&r.path_of("groups"), format!("`{}` is not a valid group name", crate::terminal::printable(g)))
                     .help("use lowercase letters, digits, `_` and `-`, starting with a letter or `_`"));
             }
         }
@@ -163,7 +163,7 @@ impl Module for UserModule {
         if let Some(k) = keys.iter().flatten().find(|k| k.trim().is_empty() || k.chars().any(|c| c.is_control())) {
             return Err(args
                 .doc
-                .error(&r.path_of("authorized_keys"), format!("authorized key `{}` is empty or holds a newline or control character", crate::terminal::printable(k)))
+                .value_error(&r.path_of("authorized_keys"), format!("authorized key `{}` is empty or holds a newline or control character", crate::terminal::printable(k)))
                 .help("list one key per item, each on one line: `ssh-ed25519 AAAA... comment`"));
         }
         r.finish("`user` arguments")?;
@@ -221,7 +221,7 @@ impl Module for GroupModule {
         let name = r.string("name", "`group`")?;
         if !valid_account_name(&name) {
             return Err(args
-                .error(format!("`{}` is not a valid group name", crate::terminal::printable(&name)))
+                .value_error("name", format!("`{}` is not a valid group name", crate::terminal::printable(&name)))
                 .help("use lowercase letters, digits, `_` and `-`, starting with a letter or `_`"));
         }
         let system = r.opt_bool("system")?.unwrap_or(false);
