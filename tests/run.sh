@@ -18,6 +18,9 @@ fi
 
 echo "== build"
 cargo build --locked --tests --bins
+# tests/bad_input.rs runs its table against the release build too (it fails on CI without it).
+cargo build --locked --release --bin provision
+export PROVISION_RELEASE_BIN="${CARGO_TARGET_DIR:-$PWD/target}/release/provision"
 
 # Core and fault tests use t1..t3, the bootstrap test t4; the stack test uses the sandbox topology (fixed addresses, the
 # same as inventories/sandbox.yml).

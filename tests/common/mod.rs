@@ -149,11 +149,22 @@ impl Project {
     pub fn run(&self, args: &[&str]) -> Run {
         run_provision(self.dir.path(), &["inventories/test.yml"], args)
     }
+
+    /// Runs the provision binary `bin` on the project's inventory with `args`.
+    pub fn run_with(&self, bin: &Path, args: &[&str]) -> Run {
+        run_binary(bin, self.dir.path(), &["inventories/test.yml"], args)
+    }
 }
 
 /// Runs the provision binary in `dir`.
 pub fn run_provision(dir: &Path, first: &[&str], args: &[&str]) -> Run {
-    let out = Command::new(env!("CARGO_BIN_EXE_provision"))
+    run_binary(Path::new(env!("CARGO_BIN_EXE_provision")), dir, first, args)
+}
+
+/// Runs the provision binary `bin` (the debug build cargo made for the tests, or another
+/// build of it) in `dir`.
+pub fn run_binary(bin: &Path, dir: &Path, first: &[&str], args: &[&str]) -> Run {
+    let out = Command::new(bin)
         .current_dir(dir)
         .env("NO_COLOR", "1")
         .args(first)
