@@ -109,7 +109,7 @@ fi
         .collect();
     let needs_update = changes.iter().flat_map(|c| &c.steps).any(|s| matches!(s, Step::AptInstall { update: true, .. }));
     s.push(end_function());
-    let login_files: Vec<&String> = changes.iter().filter_map(|c| c.login_file.as_ref()).collect();
+    let login_files: Vec<(&String, Option<&Script>)> = changes.iter().filter_map(|c| c.login_file.as_ref().map(|f| (f, c.login_reload.as_ref()))).collect();
     let mut apt_done = false;
     let mut canary_armed = false;
 
@@ -119,7 +119,7 @@ fi
                 canary_armed = true;
                 s.push(arm_canary(&login_files));
             }
-            let n = login_files.iter().position(|f| *f == file).unwrap_or(0) + 1;
+            let n = login_files.iter().position(|(f, _)| *f == file).unwrap_or(0) + 1;
             s.push(sh!("pv_canary_save {} {}\n", n, file));
         }
         s.push(sh!("(\nset -e\n"));
@@ -193,10 +193,11 @@ fn end_function() -> Script {
 }
 
 /// The script that puts the login files back, written whole on the controller: file `N` of
-/// `files` was saved as `saved/N` if it existed, and is removed if it did not.
-pub fn restore_script(files: &[&String]) -> Script {
+/// `files` was saved as `saved/N` if it existed, and is removed if it did not; a file that
+/// a command puts in force (a firewall's rules) has that command run again.
+pub fn restore_script(files: &[(&String, Option<&Script>)]) -> Script {
     let mut s = sh!("#!/bin/sh\n");
-    for (i, f) in files.iter().enumerate() {
+    for (i, (f, reload)) in files.iter().enumerate() {
         let saved = format!("{CANARY_DIR}/saved/{}", i + 1);
         let tmp = format!("{f}.pv-restore");
         s.push(sh!(
@@ -208,13 +209,16 @@ pub fn restore_script(files: &[&String]) -> Script {
             *f,
             *f
         ));
+        if let Some(r) = reload {
+            s.push(sh!("( {}\n) >/dev/null 2>&1\n", *r));
+        }
     }
     s
 }
 
 /// Sh that prepares the canary: the restore script, and a timer that runs it unless the
 /// controller's verdict comes first. The timer is reported only when systemd has it.
-fn arm_canary(files: &[&String]) -> Script {
+fn arm_canary(files: &[(&String, Option<&Script>)]) -> Script {
     let dir = CANARY_DIR;
     let timer = format!("{CANARY_UNIT}.timer");
     let restore = format!("{CANARY_DIR}/restore.sh");

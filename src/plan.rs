@@ -79,6 +79,10 @@ pub struct Change {
     /// `sudo -n true` works after the apply (the lockout canary).
     #[serde(skip)]
     pub login_file: Option<String>,
+    /// For a login file that is in force only once a command loads it (a firewall's rule
+    /// set): that command, run again after the file is put back.
+    #[serde(skip)]
+    pub login_reload: Option<Script>,
     /// For a handler: its journal key, removed from the host's journal once it ran.
     #[serde(skip)]
     pub clears_journal: Option<String>,
@@ -98,6 +102,7 @@ impl Change {
             steps: Vec::new(),
             provides: Vec::new(),
             login_file: None,
+            login_reload: None,
             clears_journal: None,
         }
     }

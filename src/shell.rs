@@ -324,9 +324,37 @@ pub fn mark(name: &'static str) -> Script {
     sh!("echo {}\n", format!("{MARK} {name}"))
 }
 
+/// An IP address or network (`10.0.0.0/24`, `fd00::/8`, `192.0.2.1`) in its canonical
+/// form, for a firewall rule set; anything else is an error, so no other text reaches it.
+pub fn ip_network(v: &str) -> Result<String, String> {
+    let (addr, prefix) = match v.split_once('/') {
+        Some((a, p)) => (a, Some(p)),
+        None => (v, None),
+    };
+    let ip: std::net::IpAddr = addr.parse().map_err(|_| format!("`{}` is not an IP address or network (such as 10.0.0.0/24 or fd00::/8)", crate::terminal::printable(v)))?;
+    let max = if ip.is_ipv4() { 32 } else { 128 };
+    match prefix {
+        None => Ok(ip.to_string()),
+        Some(p) => match p.parse::<u8>() {
+            Ok(n) if n <= max && p == n.to_string() => Ok(format!("{ip}/{n}")),
+            _ => Err(format!("`{}`: the prefix length must be a number from 0 to {max}", crate::terminal::printable(v))),
+        },
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ip_network_passes_addresses_and_networks_and_nothing_else() {
+        for (ok, want) in [("10.0.0.1", "10.0.0.1"), ("10.0.0.0/24", "10.0.0.0/24"), ("0.0.0.0/0", "0.0.0.0/0"), ("::/0", "::/0"), ("fd00:0::1/64", "fd00::1/64")] {
+            assert_eq!(ip_network(ok).as_deref(), Ok(want), "{ok}");
+        }
+        for bad in ["", "10.0.0.1 }", "10.0.0.0/24, 0.0.0.0/0", "10.0.0.0/33", "::/129", "10.0.0.0/024", "10.0.0.0/-1", "web1.example.com", "10.0.0.1\naccept", "$(id)", "'10.0.0.1'", "\"10.0.0.1\"", "\\x", "-10.0.0.1", "10.0.0.0/24 accept"] {
+            assert!(ip_network(bad).is_err(), "{bad:?} must be refused");
+        }
+    }
 
     /// Runs `script` with /bin/sh and returns its stdout.
     fn run(script: &Script) -> String {

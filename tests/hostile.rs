@@ -202,7 +202,7 @@ fn the_canary_restore_script_puts_hostile_paths_back_and_runs_nothing() {
     let files: Vec<String> = vec![format!("{dir}/a'b"), format!("{dir}/new \"file\"")];
     ssh(H, &format!("rm -rf /srv/pvc {MARKER} /var/lib/provision/canary; mkdir -p {d} /var/lib/provision/canary/saved; printf 'old\\n' > {f}; cp -a {f} /var/lib/provision/canary/saved/1; printf 'changed\\n' > {f}; printf 'created\\n' > {g}",
         d = q(dir), f = q(&files[0]), g = q(&files[1])));
-    let refs: Vec<&String> = files.iter().collect();
+    let refs: Vec<(&String, Option<&provision::shell::Script>)> = files.iter().map(|f| (f, None)).collect();
     let script = provision::apply::restore_script(&refs);
     let out = common::ssh_output(H, &format!("printf '%s' {} | sh", q(script.as_str())));
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));

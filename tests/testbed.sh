@@ -7,6 +7,8 @@
 # registry (via NAT) and nothing else. See ../shared/TESTBED.md for what was
 # tried by hand on this machine kind. One testbed per machine: the bridge,
 # subnet, namespace and chain names are global; PROVISION_TESTBED moves files only.
+# Each container has CAP_NET_ADMIN in its own network namespace, so a firewall
+# role (nftables) can be tested on it.
 #
 # Usage:
 #   tests/testbed.sh up [--rebuild-base] NAME[=ADDRESS]... | N
@@ -358,6 +360,7 @@ start_host() {
     exec setsid nohup systemd-nspawn --quiet --boot --register=no --keep-unit \
       --machine="$name" --directory="$dir/root" \
       --network-namespace-path="/run/netns/pvtb-$name" \
+      --capability=CAP_NET_ADMIN \
       --resolv-conf=off --timezone=off --link-journal=no --console=read-only
   ) </dev/null >"$dir/log" 2>&1 &
   echo $! >"$dir/pid"

@@ -46,11 +46,16 @@ pub struct FileSpec {
     pub validate_soft: bool,
     /// Extra sh run after a successful write (the unit module flags a daemon-reload).
     pub after_write: Option<Script>,
+    /// A command that puts the file in force at once (`nft -f /etc/nftables.conf`). A file
+    /// with one can lock us out: the lockout canary guards it like sudoers, and puts the
+    /// old file back and runs this again when a fresh login fails. If the command itself
+    /// fails, the old file is put back and activated at once.
+    pub activate: Option<Script>,
 }
 
 impl FileSpec {
     pub fn new(path: impl Into<String>, state: FileState) -> FileSpec {
-        FileSpec { path: path.into(), state, owner: None, group: None, mode: None, validate: None, verify: None, validate_soft: false, after_write: None }
+        FileSpec { path: path.into(), state, owner: None, group: None, mode: None, validate: None, verify: None, validate_soft: false, after_write: None, activate: None }
     }
 
     fn validation_id(&self) -> String {
@@ -165,7 +170,9 @@ impl FileSpec {
             FileState::Present { content, secret } => {
                 let want_hash = sha256_hex(content);
                 if let Some(v) = facts.validations.get(&self.validation_id()) {
-                    if v.status != 0 && self.validate_soft && !cx.earlier.is_empty() {
+                    // 127: the validator is not installed yet (it comes with a package of an
+                    // earlier change, as nft does with nftables).
+                    if v.status != 0 && (self.validate_soft || v.status == 127) && !cx.earlier.is_empty() {
                         assumptions.push(format!(
                             "`{}` passes once the earlier changes are made (now it says: {})",
                             self.validate.as_ref().map(Script::as_str).unwrap_or_default(),
@@ -220,6 +227,10 @@ impl FileSpec {
             }
         };
         change = change.provides(Provides::Path(self.path.clone()));
+        if let (Some(a), FileState::Present { .. }) = (&self.activate, &self.state) {
+            change.login_file = Some(self.path.clone());
+            change.login_reload = Some(a.clone());
+        }
         if !assumptions.is_empty() {
             change.assumption = Some(assumptions.join("; "));
         }
@@ -293,11 +304,19 @@ impl FileSpec {
             s.line(v.with_file_placeholder(sh!("\"$t\"")));
         }
         s.line(sh!("sync -- \"$t\""));
-        match &self.verify {
-            None => {
+        match (&self.verify, &self.activate) {
+            (None, Some(a)) => {
+                // As `verify`, and the old file is activated again after it is put back.
+                s.line(sh!(
+                    "b=; if [ -e {} ]; then b=\"$d/.pv-old-$$\"; ln -f -- {} \"$b\"; fi\nmv -f -- \"$t\" {}\nif ! ( {}\n) >\"$PV_RUN/verify.log\" 2>&1; then if [ -n \"$b\" ]; then mv -f -- \"$b\" {}; ( {}\n) >/dev/null 2>&1; else rm -f -- {}; fi; echo {}; cat \"$PV_RUN/verify.log\"; exit 1; fi\n[ -z \"$b\" ] || rm -f -- \"$b\"",
+                    p, p, p, a, p, a, p,
+                    format!("activation failed: {}; the previous file was restored and activated", a.as_str())
+                ));
+            }
+            (None, None) => {
                 s.line(sh!("mv -f -- \"$t\" {}", p));
             }
-            Some(v) => {
+            (Some(v), _) => {
                 // Keep the old file as a hard link: restoring it is one rename.
                 s.line(sh!(
                     "b=; if [ -e {} ]; then b=\"$d/.pv-old-$$\"; ln -f -- {} \"$b\"; fi\nmv -f -- \"$t\" {}\nif ! ( {}\n) >\"$PV_RUN/verify.log\" 2>&1; then if [ -n \"$b\" ]; then mv -f -- \"$b\" {}; else rm -f -- {}; fi; echo {}; cat \"$PV_RUN/verify.log\"; exit 1; fi\n[ -z \"$b\" ] || rm -f -- \"$b\"",
@@ -357,11 +376,15 @@ pub fn read_common(spec: &mut FileSpec, r: &mut crate::yaml::MapReader, args: &A
     // The role's own code, rendered with its values quoted (see `code_args`).
     spec.validate = validate.map(Script::user_code);
     spec.verify = r.opt_string("verify")?.map(Script::user_code);
+    spec.activate = r.opt_string("activate")?.map(Script::user_code);
+    if spec.verify.is_some() && spec.activate.is_some() {
+        return Err(args.doc.error(&r.path_of("activate"), "`activate` and `verify` together: `activate` already puts the old file back when it fails").help("keep `activate`, and make it fail when the file is not right"));
+    }
     Ok(())
 }
 
 /// The arguments of the file-writing modules that are code.
-pub const FILE_CODE_ARGS: &[(&str, CodeKind)] = &[("validate", CodeKind::Shell), ("verify", CodeKind::Shell)];
+pub const FILE_CODE_ARGS: &[(&str, CodeKind)] = &[("validate", CodeKind::Shell), ("verify", CodeKind::Shell), ("activate", CodeKind::Shell)];
 
 /// A file that holds a secret is written 0600 unless its `mode` says otherwise; a `mode` that
 /// lets every user read it is refused.
