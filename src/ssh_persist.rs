@@ -18,7 +18,7 @@
 use crate::inventory::{Host, SshSettings};
 use anyhow::{anyhow, bail, Context, Result};
 use sha2::{Digest, Sha256};
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
 /// The prefix openssh gives the directory of each master it launches.
@@ -33,8 +33,8 @@ pub fn directory() -> Result<PathBuf> {
     };
     match std::fs::symlink_metadata(&dir) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            std::fs::create_dir(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).with_context(|| format!("cannot make {} private", dir.display()))?;
+            // Created private: never open to others, not even for a moment.
+            std::fs::DirBuilder::new().mode(0o700).create(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
         }
         Err(e) => return Err(anyhow!("cannot read {}: {e}", dir.display())),
         Ok(m) => {
@@ -61,7 +61,16 @@ pub fn master_name(host: &Host, ssh: &SshSettings) -> String {
         h.update(part.as_bytes());
         h.update([0]);
     }
-    h.update(ssh.identity_file.as_ref().map(|p| p.display().to_string()).unwrap_or_default().as_bytes());
+    // The key that logged in: the identity file's content (a replaced key must log in again),
+    // or without one, the agent this run would use.
+    match &ssh.identity_file {
+        Some(p) => {
+            h.update(p.display().to_string().as_bytes());
+            h.update([0]);
+            h.update(std::fs::read(p).unwrap_or_default());
+        }
+        None => h.update(std::env::var_os("SSH_AUTH_SOCK").map(|s| s.to_string_lossy().into_owned()).unwrap_or_default().as_bytes()),
+    }
     h.update([0]);
     h.update(ssh.known_hosts.display().to_string().as_bytes());
     h.update([0]);
@@ -71,13 +80,23 @@ pub fn master_name(host: &Host, ssh: &SshSettings) -> String {
     digest.iter().take(12).map(|b| format!("{b:02x}")).collect()
 }
 
+/// The directory of one master that `entry`'s link names, when it is exactly
+/// `dir/.ssh-connectionXXXX/master` (one plain component, no `..`, no other place).
+fn master_dir_of(dir: &Path, entry: &Path) -> Option<PathBuf> {
+    let target = std::fs::read_link(entry).ok()?;
+    let master_dir = target.parent()?;
+    let component = master_dir.file_name()?.to_str()?;
+    let exact = master_dir.parent() == Some(dir) && target.file_name().is_some_and(|f| f == "master") && component.starts_with(MASTER_DIR_PREFIX) && !component.contains('/') && component != ".." && component != ".";
+    exact.then(|| dir.join(component))
+}
+
 /// The control socket a live-looking entry `name` points at, if any. The entry is a link to
 /// a socket inside `dir`; anything else is removed.
 pub fn recorded_socket(dir: &Path, name: &str) -> Option<PathBuf> {
     let entry = dir.join(name);
-    let target = std::fs::read_link(&entry).ok()?;
-    let inside = target.parent().and_then(Path::parent) == Some(dir) && target.file_name().is_some_and(|f| f == "master");
-    if inside && target.exists() {
+    std::fs::symlink_metadata(&entry).ok()?;
+    let target = master_dir_of(dir, &entry).map(|d| d.join("master"));
+    if let Some(target) = target.filter(|t| std::fs::symlink_metadata(t).is_ok_and(|m| m.uid() == current_uid())) {
         Some(target)
     } else {
         forget(dir, name);
@@ -96,10 +115,8 @@ pub fn record(dir: &Path, name: &str, socket: &Path) -> Result<()> {
 /// Removes the entry `name` and the directory of the master it pointed at.
 pub fn forget(dir: &Path, name: &str) {
     let entry = dir.join(name);
-    if let Ok(target) = std::fs::read_link(&entry) {
-        if let Some(master_dir) = target.parent().filter(|p| p.parent() == Some(dir)) {
-            let _ = std::fs::remove_dir_all(master_dir);
-        }
+    if let Some(master_dir) = master_dir_of(dir, &entry) {
+        let _ = std::fs::remove_dir_all(master_dir);
     }
     let _ = std::fs::remove_file(entry);
 }
@@ -143,6 +160,19 @@ mod tests {
         assert_ne!(a, master_name(&host("10.0.0.2"), &ssh));
         std::fs::write(&kh, "10.0.0.1 ssh-ed25519 AAAA2\n").expect("write");
         assert_ne!(a, master_name(&host("10.0.0.1"), &ssh), "a changed host key makes a new master");
+    }
+
+    #[test]
+    fn an_entry_never_leads_forget_outside_the_directory() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let d = root.path().join("masters");
+        std::fs::create_dir(&d).expect("mkdir");
+        for target in [d.join("..").join("master"), d.join(".ssh-connection/../../master"), root.path().join(".ssh-connectionX/master"), PathBuf::from("/master")] {
+            let _ = std::fs::remove_file(d.join("evil"));
+            std::os::unix::fs::symlink(&target, d.join("evil")).expect("link");
+            forget(&d, "evil");
+            assert!(root.path().is_dir() && d.is_dir(), "{target:?} made forget remove a directory it does not own");
+        }
     }
 
     #[test]

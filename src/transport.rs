@@ -20,6 +20,9 @@ pub const DEFAULT_COMMAND_TIMEOUT: Duration = Duration::from_secs(1800);
 /// (a release's migration or health gate); one left behind by a killed run ends after that.
 pub const RUN_MASTER_SECS: u64 = 3600;
 
+/// How long a reused master may take to open a session: on a live connection, milliseconds.
+const REUSED_OPEN_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// An open connection to one host.
 pub struct Connection {
     session: Session,
@@ -27,6 +30,10 @@ pub struct Connection {
     persistent: bool,
     /// The master was already there: no handshake was made.
     pub reused: bool,
+    /// How long opening a session may take (a reused master whose connection hangs).
+    open_timeout: Option<Duration>,
+    /// Something to tell about how this connection was made.
+    pub note: Option<String>,
     become_root: bool,
     round_trips: AtomicUsize,
     pub host: String,
@@ -41,38 +48,72 @@ pub struct ScriptOutput {
 }
 
 impl Connection {
-    /// Connects to `host`. Host keys are checked strictly: an unknown or changed key stops
-    /// this host with the reason. `accept_new_host_key` is for bootstrap only.
-    /// With `ssh.persist_secs`, the host's persistent master is used, or made (never when
-    /// accepting a new host key).
+    /// Connects to `host` with a master of this run's own. Host keys are checked strictly:
+    /// an unknown or changed key stops this host with the reason. `accept_new_host_key` is
+    /// for bootstrap only.
     pub async fn connect(host: &Host, ssh: &SshSettings, control_dir: &Path, accept_new_host_key: bool) -> Result<Connection> {
-        if ssh.persist_secs > 0 && !accept_new_host_key {
-            return Self::connect_persistent(host, ssh).await;
-        }
         Self::connect_fresh(host, ssh, control_dir, accept_new_host_key, RUN_MASTER_SECS).await
     }
 
-    /// Reuses `host`'s persistent master when it answers, else makes one that lives
-    /// `ssh.persist_secs` after its last use.
-    async fn connect_persistent(host: &Host, ssh: &SshSettings) -> Result<Connection> {
+    /// For converge, which uses a connection without idle gaps (probe, plan, apply): with
+    /// `ssh.persist_secs`, the host's persistent master is used, or made (see
+    /// [`crate::ssh_persist`]). The verbs that leave a host idle while others work (release,
+    /// rollback, db-copy) use [`Connection::connect`]: a short window would end their master
+    /// mid-run. When the masters' directory is refused, this run connects as usual and says
+    /// why in `note`.
+    pub async fn connect_reusable(host: &Host, ssh: &SshSettings, control_dir: &Path) -> Result<Connection> {
+        if ssh.persist_secs == 0 {
+            return Self::connect(host, ssh, control_dir, false).await;
+        }
+        match crate::ssh_persist::directory() {
+            Ok(dir) => Self::connect_persistent(host, ssh, &dir, true).await,
+            Err(e) => {
+                let mut conn = Self::connect(host, ssh, control_dir, false).await?;
+                conn.note = Some(format!("the connection is not kept after this run: {e:#}"));
+                Ok(conn)
+            }
+        }
+    }
+
+    /// `host`'s persistent master in `dir`: the recorded one when `reuse` and it answers, else
+    /// a new one that lives `ssh.persist_secs` after its last use.
+    async fn connect_persistent(host: &Host, ssh: &SshSettings, dir: &Path, reuse: bool) -> Result<Connection> {
         use crate::ssh_persist;
-        let dir = ssh_persist::directory()?;
         // A master being launched has a directory and no socket yet, for at most the connect
         // timeout: only older ones are swept.
-        ssh_persist::sweep(&dir, Duration::from_secs(ssh.connect_timeout_secs + 10));
+        ssh_persist::sweep(dir, Duration::from_secs(ssh.connect_timeout_secs + 10));
         let name = ssh_persist::master_name(host, ssh);
-        if let Some(socket) = ssh_persist::recorded_socket(&dir, &name) {
+        if let Some(socket) = ssh_persist::recorded_socket(dir, &name).filter(|_| reuse) {
             let session = Session::resume_mux(socket.into_boxed_path(), None);
             if let Ok(Ok(())) = tokio::time::timeout(Duration::from_secs(5), session.check()).await {
-                return Ok(Connection { session, persistent: true, reused: true, become_root: host.user != "root", round_trips: AtomicUsize::new(0), host: host.name.clone() });
+                // `-O check` is answered by the local master alone: a master whose network
+                // connection hangs passes it. The first session it opens is timed instead
+                // (see `open_timeout`), and converge reconnects when it does not open.
+                return Ok(Connection {
+                    session,
+                    persistent: true,
+                    reused: true,
+                    open_timeout: Some(REUSED_OPEN_TIMEOUT),
+                    note: None,
+                    become_root: host.user != "root",
+                    round_trips: AtomicUsize::new(0),
+                    host: host.name.clone(),
+                });
             }
-            // Not answering: it ended or hangs. A resumed session is not ended on drop.
-            ssh_persist::forget(&dir, &name);
+            let _ = session.close().await;
         }
-        let mut conn = Self::connect_fresh(host, ssh, &dir, false, ssh.persist_secs).await?;
-        ssh_persist::record(&dir, &name, conn.session.control_socket())?;
+        ssh_persist::forget(dir, &name);
+        let mut conn = Self::connect_fresh(host, ssh, dir, false, ssh.persist_secs).await?;
+        ssh_persist::record(dir, &name, conn.session.control_socket())?;
         conn.persistent = true;
         Ok(conn)
+    }
+
+    /// Ends a reused master that did not answer and makes a new one in its place.
+    pub async fn reconnect(self, host: &Host, ssh: &SshSettings) -> Result<Connection> {
+        let dir = crate::ssh_persist::directory()?;
+        let _ = self.session.close().await;
+        Self::connect_persistent(host, ssh, &dir, false).await
     }
 
     /// A new master, in `control_dir`, that ends `persist_secs` after its last use if this
@@ -101,7 +142,7 @@ impl Connection {
             .await
             .map_err(|_| anyhow!("connecting to {}:{} timed out after {} s", host.address, host.port, ssh.connect_timeout_secs + 5))?
             .map_err(|e| anyhow!("cannot connect to {}@{}:{}: {}", host.user, host.address, host.port, explain(&e)))?;
-        Ok(Connection { session, persistent: false, reused: false, become_root: host.user != "root", round_trips: AtomicUsize::new(0), host: host.name.clone() })
+        Ok(Connection { session, persistent: false, reused: false, open_timeout: None, note: None, become_root: host.user != "root", round_trips: AtomicUsize::new(0), host: host.name.clone() })
     }
 
     /// The number of scripts run so far.
@@ -142,15 +183,14 @@ impl Connection {
     ) -> Result<(Option<i32>, String)> {
         self.round_trips.fetch_add(1, Ordering::Relaxed);
         let work = async {
-            let mut child = self
-                .session
-                .raw_command(self.shell_command(timeout))
-                .stdin(Stdio::piped())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .await
-                .context("cannot start a remote shell")?;
+            let mut command = self.session.raw_command(self.shell_command(timeout));
+            command.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+            let spawn = command.spawn();
+            let spawned = match self.open_timeout {
+                Some(limit) => tokio::time::timeout(limit, spawn).await.map_err(|_| anyhow!("the kept connection did not open a session within {} s", limit.as_secs()))?,
+                None => spawn.await,
+            };
+            let mut child = spawned.context("cannot start a remote shell")?;
             let mut stdin = child.stdin().take().ok_or_else(|| anyhow!("no stdin for the remote shell"))?;
             let stdout = child.stdout().take().ok_or_else(|| anyhow!("no stdout from the remote shell"))?;
             let mut stderr = child.stderr().take().ok_or_else(|| anyhow!("no stderr from the remote shell"))?;

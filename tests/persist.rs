@@ -1,7 +1,8 @@
 //! Persistent SSH masters (`--persist SECONDS`, `ssh: {persist: ...}`) on testbed hosts: a
 //! warm no-op run reuses the masters and is several times faster than a cold one; a host
 //! whose key changed in known_hosts is still refused; the masters' directory must be the
-//! user's own; and after the window no master is left running.
+//! user's own (else nothing is kept, and the run says why); a kept master whose network
+//! connection hangs is replaced; and after the window no master is left running.
 
 mod common;
 use common::{testbed_dir, Project};
@@ -31,6 +32,26 @@ fn run(p: &Project, runtime: &Path, args: &[&str]) -> (common::Run, f64) {
 fn masters(runtime: &Path) -> Vec<String> {
     let out = Command::new("pgrep").args(["-af", &format!("ssh .*-S {}/", runtime.display())]).output().expect("pgrep");
     String::from_utf8_lossy(&out.stdout).lines().map(str::to_string).collect()
+}
+
+/// The sshd processes serving root's sessions on t1 (not its listener), seen from this
+/// machine: the container's processes are in its cgroup.
+fn t1_root_sessions() -> Vec<String> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").expect("/proc").flatten() {
+        let pid = e.file_name().to_string_lossy().into_owned();
+        let cmdline = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
+        let cgroup = std::fs::read_to_string(e.path().join("cgroup")).unwrap_or_default();
+        if cmdline.starts_with(b"sshd: root") && cgroup.contains("/pvtb/t1/") {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+fn signal(pids: &[String], sig: &str) {
+    let status = Command::new("kill").arg(format!("-{sig}")).args(pids).status().expect("kill");
+    assert!(status.success(), "kill -{sig} {pids:?}");
 }
 
 fn best_of(n: usize, mut f: impl FnMut() -> f64) -> f64 {
@@ -99,10 +120,24 @@ fn warm_runs_reuse_masters_safely_and_leave_nothing_after_the_window() {
     // The directory must be the user's own and closed to others.
     let dir = rt.join("provision-ssh");
     std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o755)).expect("chmod");
-    let (open, _) = run(&p, rt, &["--persist", "60"]);
-    assert_eq!(open.code, 1, "{}", open.all());
-    assert!(open.all().contains("is not a private directory"), "{}", open.all());
+    let before = masters(rt).len();
+    let (open, _) = run(&p, rt, &["--persist", "60", "-v"]);
+    assert_eq!(open.code, 0, "the run goes on with connections of its own: {}", open.all());
+    assert!(open.all().contains("is not a private directory"), "and says why nothing is kept: {}", open.all());
+    assert_eq!(masters(rt).len(), before, "no master was made or used through it");
     std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o700)).expect("chmod");
+
+    // A kept master whose connection hangs (the host's sshd for it stopped: a NAT timeout, a
+    // suspended laptop) still answers `ssh -O check` locally; the run replaces it.
+    let (warm, _) = run(&p, rt, &["--persist", "60", "--format", "json"]);
+    assert_eq!(warm.code, 0, "{}", warm.all());
+    let sessions = t1_root_sessions();
+    assert!(!sessions.is_empty(), "the kept connection's sshd processes on t1");
+    signal(&sessions, "STOP");
+    let (replaced, _) = run(&p, rt, &["--persist", "60", "-v"]);
+    signal(&sessions, "CONT");
+    assert_eq!(replaced.code, 0, "{}", replaced.all());
+    assert!(replaced.all().contains("the kept connection did not answer; connecting again"), "{}", replaced.all());
 
     // The window: masters end by themselves after their last use.
     for m in masters(rt) {

@@ -129,17 +129,32 @@ pub(super) async fn converge_host_with(host: Host, res: HostResources, ssh: &Ssh
     let secrets = res.secrets.clone();
     let t = Instant::now();
     reporter.host_state(&host.name, "connecting");
-    let conn = match Connection::connect(&host, ssh, control_dir, accept_new_host_key).await {
+    let connected = if accept_new_host_key { Connection::connect(&host, ssh, control_dir, true).await } else { Connection::connect_reusable(&host, ssh, control_dir).await };
+    let mut conn = match connected {
         Ok(c) => c,
         Err(e) => return failed_report(&host, secrets.redact(&format!("{e:#}")), timings, 0),
     };
     timings.connect = t.elapsed().as_millis();
     reporter.note(&host.name, &format!("connected in {} ms{}", timings.connect, if conn.reused { " (reused a persistent connection)" } else { "" }));
+    if let Some(note) = &conn.note {
+        reporter.note(&host.name, &format!("note: {note}"));
+    }
 
     let request = fact_request(&res);
     let t = Instant::now();
     reporter.host_state(&host.name, "probing");
-    let probed = probe(&conn, &request).await;
+    let mut probed = probe(&conn, &request).await;
+    if probed.is_err() && conn.reused {
+        // A kept master whose network connection died still answers locally: end it and
+        // log in again (the probe only reads, so running it again is safe).
+        reporter.note(&host.name, "the kept connection did not answer; connecting again");
+        let earlier = conn.round_trips();
+        conn = match conn.reconnect(&host, ssh).await {
+            Ok(c) => c,
+            Err(e) => return failed_report(&host, secrets.redact(&format!("{e:#}")), timings, earlier),
+        };
+        probed = probe(&conn, &request).await;
+    }
     timings.probe = t.elapsed().as_millis();
     let mut facts = match probed {
         Ok(f) => f,
