@@ -6,7 +6,7 @@
 #
 # Environment: RUNS (default 9 releases each).
 # It builds both in release mode (the base in a git worktree under target/), brings up the
-# sandbox stack (never down), converges it once with this tree (setup, not timed), then
+# sandbox stack (never down), bootstraps and converges it once with this tree (setup, not timed), then
 # alternates releases of examples/flipper by the base and by this tree and prints medians
 # of two measures and their ratios:
 #   wall    the whole `provision release`, lock to unlock (here it includes the gate);
@@ -28,15 +28,22 @@ if [[ ! -d $WT ]]; then git worktree add -q --detach "$WT" "$BASE"; else git -C 
 OLD=$ROOT/target/bench-base-target/release/provision
 
 tests/testbed.sh up web1=10.77.0.21 app1=10.77.0.22 app2=10.77.0.23 worker1=10.77.0.24 db1=10.77.0.25 db2=10.77.0.26 faye1=10.77.0.27 >&2
-log "converging the sandbox stack once (setup, not timed)"
+log "bootstrapping and converging the sandbox stack once (setup, not timed)"
+NO_COLOR=1 "$NEW" bootstrap inventories/sandbox.yml >/dev/null
 NO_COLOR=1 "$NEW" inventories/sandbox.yml >/dev/null || NO_COLOR=1 "$NEW" inventories/sandbox.yml >/dev/null
+# The base reads no `!cmd` (the admin's keys, which only bootstrap needs): it releases as
+# root (the sandbox keeps root's key login) from a copy without those lines; roles/ is
+# found above the copy, in this tree.
+BASE_INV=$ROOT/target/bench-inventory/sandbox.yml
+mkdir -p "${BASE_INV%/*}"
+sed -e '/!cmd/d' -e 's/^    user: admin$/    user: root/' inventories/sandbox.yml >"$BASE_INV"
 
 now() { date +%s%N; }
-# release BIN LABEL: prints "wall_ms switch_ms gate_ms" for one good release (gate 0: none).
+# release BIN LABEL INVENTORY: prints "wall_ms switch_ms gate_ms" for one good release (gate 0: none).
 release() {
   local out a b
   a=$(now)
-  out=$(NO_COLOR=1 "$1" release inventories/sandbox.yml --dir examples/flipper --revision "$2" 2>&1) || { echo "$out" >&2; log "release $2 failed"; exit 1; }
+  out=$(NO_COLOR=1 "$1" release "$3" --dir examples/flipper --revision "$2" 2>&1) || { echo "$out" >&2; log "release $2 failed"; exit 1; }
   b=$(now)
   local switch
   switch=$(grep -oE '\[[0-9-]+/8\] current -> .* in [0-9]+ ms' <<<"$out" | grep -oE '[0-9]+ ms$' | grep -oE '[0-9]+')
@@ -51,8 +58,8 @@ release() {
 pause() { sleep "$(awk -v r="$RANDOM" 'BEGIN { printf "%.2f", r / 32767 * 2 }')"; }
 declare -a w_old s_old w_new s_new g_new
 for ((r = 0; r < RUNS; r++)); do
-  pause; read -r w s g < <(release "$OLD" "bench-base-$r"); w_old+=("$w"); s_old+=("$s")
-  pause; read -r w s g < <(release "$NEW" "bench-this-$r"); w_new+=("$w"); s_new+=("$s"); g_new+=("$g")
+  pause; read -r w s g < <(release "$OLD" "bench-base-$r" "$BASE_INV"); w_old+=("$w"); s_old+=("$s")
+  pause; read -r w s g < <(release "$NEW" "bench-this-$r" inventories/sandbox.yml); w_new+=("$w"); s_new+=("$s"); g_new+=("$g")
   log "run $r: base wall ${w_old[-1]} ms switch ${s_old[-1]} ms; this wall ${w_new[-1]} ms gate ${g_new[-1]} ms switch ${s_new[-1]} ms"
 done
 median() { printf '%s\n' "$@" | sort -n | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }

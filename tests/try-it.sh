@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # A first look without servers of your own: brings up the sandbox hosts on this machine
-# (web1, app1, app2, worker1, db1, db2, faye1) and provisions the whole Rails stack on
-# them with the shipped roles. Run as root on Debian 12. `tests/testbed.sh down` removes it.
+# (web1, app1, app2, worker1, db1, db2, faye1), bootstraps them as a new server is
+# (root with a key -> an admin with sudo, no root password login) and provisions the whole
+# Rails stack on them with the shipped roles, connecting as the admin. Run as root on
+# Debian 12. `tests/testbed.sh down` removes it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [[ $(id -u) -eq 0 ]] || { echo "tests/try-it.sh: run as root (the testbed creates containers and firewall rules)" >&2; exit 1; }
 
 cargo build --release --locked --bins
 tests/testbed.sh up web1=10.77.0.21 app1=10.77.0.22 app2=10.77.0.23 worker1=10.77.0.24 db1=10.77.0.25 db2=10.77.0.26 faye1=10.77.0.27
+target/release/provision bootstrap inventories/sandbox.yml
 target/release/provision inventories/sandbox.yml --check || [[ $? -eq 2 ]]
 target/release/provision inventories/sandbox.yml
 cat <<'MSG'
@@ -16,6 +19,6 @@ The stack is up. Try:
   curl http://10.77.0.21/                     # answered by app1 or app2, through nginx on web1
   curl -X POST http://10.77.0.21/jobs          # a Sidekiq job on worker1 writes a row on db1
   target/release/provision inventories/sandbox.yml --check    # nothing left to change
-  tests/testbed.sh ssh web1                    # a shell on a host
+  tests/testbed.sh ssh web1                    # a shell on a host (as root: the sandbox keeps root's key login)
   tests/testbed.sh down                        # remove everything
 MSG
