@@ -2,6 +2,13 @@
 //! provisioned onto real testbed hosts, then every claim of issue 4's "Must show" checked
 //! by reading the hosts back.
 //!
+//! The way a newcomer gets there (issue 15): `provision init` run outside this repository
+//! writes the project (the roles built into the binary), inventories/sandbox.yml is copied
+//! in (that is "pointed at the testbed's hosts"), `provision bootstrap` takes the fresh hosts
+//! from root with a key to an admin with sudo, and every converge runs from that project,
+//! connecting as the admin through `sudo -n`. The read-backs log in as root with the
+//! testbed key, which the sandbox alone keeps allowed (`sshd_permit_root_login`).
+//!
 //! The hosts must already be up (the suite runner does it):
 //!
 //!     tests/testbed.sh up web1=10.77.0.21 app1=10.77.0.22 app2=10.77.0.23 worker1=10.77.0.24 \
@@ -17,6 +24,7 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
+use std::sync::OnceLock;
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
@@ -75,17 +83,32 @@ fn provision_bin() -> PathBuf {
     std::env::var_os("PROVISION_BIN").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_provision")))
 }
 
+/// The project every converge runs from: written by `provision init` outside this
+/// repository, with inventories/sandbox.yml copied in (set by [`init_and_bootstrap`]).
+static PROJECT: OnceLock<PathBuf> = OnceLock::new();
+
+fn project() -> &'static Path {
+    PROJECT.get().expect("init_and_bootstrap makes the project first")
+}
+
 struct Run {
     code: i32,
     out: String,
     secs: f64,
 }
 
+/// `provision inventories/sandbox.yml ARGS`, in the init'ed project.
 fn provision(args: &[&str]) -> Run {
+    let mut all = vec!["inventories/sandbox.yml"];
+    all.extend_from_slice(args);
+    provision_in(project(), &all)
+}
+
+/// `provision ARGS` (the built binary) with `dir` as the current directory.
+fn provision_in(dir: &Path, args: &[&str]) -> Run {
     let start = Instant::now();
     let o = Command::new(provision_bin())
-        .current_dir(root())
-        .arg("inventories/sandbox.yml")
+        .current_dir(dir)
         .args(args)
         .env("NO_COLOR", "1")
         .stdin(Stdio::null())
@@ -96,13 +119,18 @@ fn provision(args: &[&str]) -> Run {
 }
 
 fn ssh_raw(host: &str, cmd: &str) -> Output {
+    ssh_as("root", host, cmd)
+}
+
+/// Runs `cmd` on `host` as `user`, logging in with the testbed key.
+fn ssh_as(user: &str, host: &str, cmd: &str) -> Output {
     let st = state_dir();
     Command::new("ssh")
         .args(["-i", &st.join("id_ed25519").to_string_lossy()])
         .args(["-o", "IdentitiesOnly=yes", "-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes"])
         .args(["-o", &format!("UserKnownHostsFile={}", st.join("known_hosts").display())])
         .args(["-o", "GlobalKnownHostsFile=/dev/null", "-o", "ConnectTimeout=5", "-o", "LogLevel=ERROR"])
-        .arg(format!("root@{}", addr(host)))
+        .arg(format!("{user}@{}", addr(host)))
         .arg(cmd)
         .stdin(Stdio::null())
         .output()
@@ -186,6 +214,51 @@ fn preflight() {
         missing.join(" "),
         HOSTS.iter().map(|(n, a)| format!("{n}={a}")).collect::<Vec<_>>().join(" ")
     );
+}
+
+/// Issue 15, must show 1: a project from `provision init` alone (run from a directory outside
+/// this repository, the built binary), pointed at the testbed's hosts, validates; `provision
+/// bootstrap` takes the fresh hosts to an admin who logs in with the testbed key and has
+/// sudo, with root's password login off; a second bootstrap changes nothing. Every converge
+/// after this one runs from that project.
+fn init_and_bootstrap(elsewhere: &Path) {
+    let init = provision_in(elsewhere, &["init", "sandbox-project"]);
+    assert_eq!(init.code, 0, "provision init:\n{}", init.out);
+    let dir = elsewhere.join("sandbox-project");
+    assert!(!dir.join("Cargo.toml").exists() && dir.join("roles/example_release/files/config.ru").is_file(), "init wrote no project of its own");
+    std::fs::copy(root().join("inventories/sandbox.yml"), dir.join("inventories/sandbox.yml")).expect("copy inventories/sandbox.yml");
+    PROJECT.set(dir.clone()).expect("one project");
+    let valid = provision_in(&dir, &["validate", "inventories/sandbox.yml"]);
+    assert_eq!(valid.code, 0, "provision validate of the init'ed project's sandbox inventory:\n{}", valid.out);
+
+    let boot = provision_in(&dir, &["bootstrap", "inventories/sandbox.yml", "-v"]);
+    record(&format!("stack: bootstrap of the sandbox from an init'ed project: {:.1}s, exit {}", boot.secs, boot.code));
+    assert_eq!(boot.code, 0, "provision bootstrap:\n{}", boot.out);
+    assert_no_password_part("bootstrap", &boot.out);
+    for (n, _) in HOSTS {
+        // The admin logs in with the testbed key and becomes root without a password.
+        let o = ssh_as("admin", n, "id -un && sudo -n id -un && sudo -n sshd -T");
+        let out = String::from_utf8_lossy(&o.stdout).to_string();
+        assert!(o.status.success(), "{n}: admin login with `sudo -n`: {}{}", out, String::from_utf8_lossy(&o.stderr));
+        assert!(out.starts_with("admin\nroot\n"), "{n}: the admin and sudo: {out}");
+        // Root: key login only (the sandbox's choice, for the read-backs), no passwords.
+        let setting = |key: &str| out.lines().find_map(|l| l.strip_prefix(&format!("{key} "))).unwrap_or("").to_string();
+        assert!(["without-password", "prohibit-password"].contains(&setting("permitrootlogin").as_str()), "{n}: sshd -T permitrootlogin {:?}", setting("permitrootlogin"));
+        assert_eq!(setting("passwordauthentication"), "no", "{n}: sshd -T passwordauthentication");
+        assert_eq!(setting("kbdinteractiveauthentication"), "no", "{n}: sshd -T kbdinteractiveauthentication");
+        let o = ssh_as("deploy", n, "id -un");
+        assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "deploy", "{n}: deploy login with deploy_keys");
+    }
+    bootstrap_changes_nothing("a second bootstrap");
+}
+
+fn bootstrap_changes_nothing(what: &str) {
+    let again = provision_in(project(), &["bootstrap", "inventories/sandbox.yml", "-v"]);
+    assert_eq!(again.code, 0, "{what}:\n{}", again.out);
+    assert!(again.out.contains("; 0 changes"), "{what} changed something:\n{}", again.out);
+    for (n, _) in HOSTS {
+        assert!(again.out.contains(&format!("{n} already bootstrapped")), "{what}: {n} was not reached as the admin:\n{}", again.out);
+    }
 }
 
 /// Must show 1: the first provision exits 0; a second --check reports 0 changes and exits 0.
@@ -448,6 +521,10 @@ fn nginx_check_failure() {
 #[test]
 fn stack_end_to_end() {
     preflight();
+    // Outside this repository: the project comes from the binary alone.
+    let elsewhere = tempfile::tempdir().expect("tempdir");
+    assert!(!elsewhere.path().starts_with(root()), "the temp directory is inside the repository");
+    init_and_bootstrap(elsewhere.path());
     provision_then_check();
     load_balancing();
     app_hosts();
@@ -457,6 +534,8 @@ fn stack_end_to_end() {
     recovery();
     nginx_check_failure();
     check_converged("after the whole test");
+    // bootstrap and the app role both manage the deploy user: neither undoes the other.
+    bootstrap_changes_nothing("bootstrap after the whole test");
 }
 
 /// The staging and production inventories are valid, checked without connecting.
