@@ -45,6 +45,11 @@ fn init_writes_a_project_that_validates_and_never_overwrites() {
         assert!(text.contains("app: shop") && text.contains("!env SHOP_SECRET_KEY_BASE") && !text.contains("flipper"), "{inv}:\n{text}");
         let v = run_provision(&project, &["validate", inv], &[]);
         assert_eq!(v.code, 0, "{inv}: {}", v.all());
+        // Bootstrap takes the inventory as written (a host that connects as root is refused):
+        // only the placeholder addresses and the unset secrets stop it, before connecting.
+        let b = run_provision(&project, &["bootstrap", inv], &[]);
+        assert_eq!(b.code, 1, "{inv}: {}", b.all());
+        assert!(b.stderr.contains("placeholder address") && !b.stderr.contains("connects as root"), "{inv}: bootstrap: {}", b.all());
     }
     assert!(project.join(".gitignore").is_file());
 
