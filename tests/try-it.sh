@@ -9,16 +9,17 @@ cd "$(dirname "$0")/.."
 [[ $(id -u) -eq 0 ]] || { echo "tests/try-it.sh: run as root (the testbed creates containers and firewall rules)" >&2; exit 1; }
 
 cargo build --release --locked --bins
+provision=${CARGO_TARGET_DIR:-target}/release/provision
 tests/testbed.sh up web1=10.77.0.21 app1=10.77.0.22 app2=10.77.0.23 worker1=10.77.0.24 db1=10.77.0.25 db2=10.77.0.26 faye1=10.77.0.27
-target/release/provision bootstrap inventories/sandbox.yml
-target/release/provision inventories/sandbox.yml --check || [[ $? -eq 2 ]]
-target/release/provision inventories/sandbox.yml
-cat <<'MSG'
+"$provision" bootstrap inventories/sandbox.yml
+"$provision" inventories/sandbox.yml --check || [[ $? -eq 2 ]]
+"$provision" inventories/sandbox.yml
+cat <<MSG
 
 The stack is up. Try:
   curl http://10.77.0.21/                     # answered by app1 or app2, through nginx on web1
   curl -X POST http://10.77.0.21/jobs          # a Sidekiq job on worker1 writes a row on db1
-  target/release/provision inventories/sandbox.yml --check    # nothing left to change
+  $provision inventories/sandbox.yml --check    # nothing left to change
   tests/testbed.sh ssh web1                    # a shell on a host (as root: the sandbox keeps root's key login)
   tests/testbed.sh down                        # remove everything
 MSG
