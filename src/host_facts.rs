@@ -9,15 +9,21 @@
 //! ones, and only when the second lowering asks the probe for something new (a fact in a
 //! path, a package name, a guard or a validated file) is the host probed a second time.
 //! A fact in a file's content never costs one: the probe reads every file's hash anyway.
+//! And instead of the stand-ins, a converge lowers with the facts the host had at its last
+//! probe, kept on the controller (`$XDG_CACHE_HOME/provision/facts/`): when the host still
+//! has them, nothing is lowered twice and nothing is probed twice; a fact in a guard (the
+//! mysql role's restart check) costs a second probe only the first time, or when the host
+//! changed.
 
 use crate::shell::{mark, Script};
 use minijinja::value::{Enumerator, Object, Value as JValue};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 /// What a template can know about the host it is rendered for.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HostFacts {
     /// `ID` of /etc/os-release: `debian`, `ubuntu`.
     pub os_id: String,
@@ -48,7 +54,7 @@ impl HostFacts {
     /// read by sh itself. Values reach the controller as data on their own lines.
     pub fn probe_section() -> Script {
         crate::sh!(
-            "{}while IFS='=' read -r pv_k pv_v; do case \"$pv_k\" in ID|VERSION_ID|VERSION_CODENAME) printf '%s=%s\\n' \"$pv_k\" \"$pv_v\";; esac; done < /etc/os-release\nwhile read -r pv_k pv_v pv_u; do [ \"$pv_k\" = MemTotal: ] && printf 'MemTotal=%s\\n' \"$pv_v\" && break; done < /proc/meminfo\nprintf 'cpus=%s\\narch=%s\\n' \"$(nproc)\" \"$(uname -m)\"\n",
+            "{}while IFS='=' read -r pv_k pv_v || [ -n \"$pv_k\" ]; do case \"$pv_k\" in ID|VERSION_ID|VERSION_CODENAME) printf '%s=%s\\n' \"$pv_k\" \"$pv_v\";; esac; done < /etc/os-release\nwhile read -r pv_k pv_v pv_u; do [ \"$pv_k\" = MemTotal: ] && printf 'MemTotal=%s\\n' \"$pv_v\" && break; done < /proc/meminfo\nprintf 'cpus=%s\\narch=%s\\n' \"$(nproc)\" \"$(uname -m)\"\n",
             mark("facts")
         )
     }
@@ -80,6 +86,36 @@ impl HostFacts {
     /// The value templates see as `facts`, recording any read into `used`.
     pub fn template_value(&self, used: &FactsUsed) -> JValue {
         JValue::from_object(FactsView { facts: self.clone(), used: used.0.clone() })
+    }
+}
+
+/// Where the facts a host had at its last probe are kept: one file per login (`user@address:port`).
+fn cache_file(login: &str) -> Option<PathBuf> {
+    let base = match std::env::var_os("XDG_CACHE_HOME").filter(|d| !d.is_empty()) {
+        Some(d) => PathBuf::from(d),
+        None => PathBuf::from(std::env::var_os("HOME")?).join(".cache"),
+    };
+    let digest = <sha2::Sha256 as sha2::Digest>::digest(login.as_bytes());
+    let name: String = digest.iter().take(12).map(|b| format!("{b:02x}")).collect();
+    Some(base.join("provision").join("facts").join(format!("{name}.json")))
+}
+
+/// The facts `login` had at its last probe, if they were kept.
+pub fn last_known(login: &str) -> Option<HostFacts> {
+    serde_json::from_slice(&std::fs::read(cache_file(login)?).ok()?).ok()
+}
+
+/// Keeps `facts` as `login`'s last known ones (best effort: a cache, never needed).
+pub fn remember(login: &str, facts: &HostFacts) {
+    let Some(path) = cache_file(login) else { return };
+    let Some(dir) = path.parent() else { return };
+    if std::fs::create_dir_all(dir).is_err() {
+        return;
+    }
+    if let (Ok(mut tmp), Ok(json)) = (tempfile::NamedTempFile::new_in(dir), serde_json::to_vec(facts)) {
+        if std::io::Write::write_all(&mut tmp, &json).is_ok() {
+            let _ = tmp.persist(&path);
+        }
     }
 }
 

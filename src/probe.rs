@@ -23,6 +23,12 @@ pub const RUN_DIR_PREFIX: &str = "/tmp/.pv-run";
 /// Files larger than this are compared by hash only; their diff is not shown.
 pub const MAX_DIFF_BYTES: u64 = 256 * 1024;
 
+/// Whether the probe reads a file's content for a diff (when its hash is not the wanted one):
+/// small enough, and readable by more than its owner (files holding a secret are 0600).
+pub fn content_readable(f: &PathFact) -> bool {
+    f.kind == PathKind::File && f.size <= MAX_DIFF_BYTES && f.mode & 0o044 != 0
+}
+
 /// The probe script for `req`.
 pub fn script(req: &FactRequest) -> Script {
     let mut s = sh!("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin; export PATH LC_ALL=C\n");

@@ -125,23 +125,36 @@ impl Project {
     }
 
     /// `host`'s resources (its roles, or only `only_roles` and their dependencies), lowered
-    /// with stand-in facts; when a template read them, the result can lower the host again
-    /// once its real facts are probed.
-    pub fn lower_host(self: &Arc<Self>, host: &Host, only_roles: &[String]) -> Result<HostResources, Diagnostics> {
-        let mut res = lower_host(&self.inventory, host, &self.roles, &self.extra, only_roles, &HostFacts::stand_in())?;
+    /// with the host's last known facts when `known` and kept, else the stand-ins; when a
+    /// template read them, the result can lower the host again once its facts are probed.
+    pub fn lower_host(self: &Arc<Self>, host: &Host, only_roles: &[String], known: bool) -> Result<HostResources, Diagnostics> {
+        let login = format!("{}@{}:{}", host.user, host.address, host.port);
+        let assumed = known.then(|| crate::host_facts::last_known(&login)).flatten().unwrap_or_else(HostFacts::stand_in);
+        let mut res = lower_host(&self.inventory, host, &self.roles, &self.extra, only_roles, &assumed)?;
         if res.uses_facts {
             let (project, host, only) = (self.clone(), host.clone(), only_roles.to_vec());
-            res.relower = Some(Relower(Arc::new(move |facts| lower_host(&project.inventory, &host, &project.roles, &project.extra, &only, facts))));
+            let lower = Arc::new(move |facts: &HostFacts| lower_host(&project.inventory, &host, &project.roles, &project.extra, &only, facts));
+            res.relower = Some(Relower { lower, assumed, login });
         }
         Ok(res)
     }
 
-    /// Every selected host's resources (its roles, or only `--role`'s), all errors at once.
+    /// Every selected host's resources (its roles, or only `--role`'s), all errors at once,
+    /// with stand-in facts (`validate`: the same answer on every machine).
     pub fn lower(self: &Arc<Self>) -> Result<Vec<(Host, HostResources)>, Diagnostics> {
+        self.lower_hosts(false)
+    }
+
+    /// As [`Project::lower`], with each host's last known facts (a converge, which probes).
+    pub fn lower_known(self: &Arc<Self>) -> Result<Vec<(Host, HostResources)>, Diagnostics> {
+        self.lower_hosts(true)
+    }
+
+    fn lower_hosts(self: &Arc<Self>, known: bool) -> Result<Vec<(Host, HostResources)>, Diagnostics> {
         let mut errors = Diagnostics::default();
         let mut out = Vec::new();
         for host in &self.hosts {
-            match self.lower_host(host, &self.selection.roles) {
+            match self.lower_host(host, &self.selection.roles, known) {
                 Ok(res) => out.push((host.clone(), res)),
                 Err(e) => {
                     for d in e.0 {

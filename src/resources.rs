@@ -57,7 +57,13 @@ pub struct HostResources {
 /// Lowers one host again with its real facts (made by [`crate::project::Project`], which
 /// holds what lowering needs).
 #[derive(Clone)]
-pub struct Relower(pub std::sync::Arc<RelowerFn>);
+pub struct Relower {
+    pub lower: std::sync::Arc<RelowerFn>,
+    /// The facts the resources were lowered with (the last known, else the stand-ins).
+    pub assumed: HostFacts,
+    /// Whose facts these are, for [`crate::host_facts::remember`]: `user@address:port`.
+    pub login: String,
+}
 
 type RelowerFn = dyn Fn(&HostFacts) -> Result<HostResources, Diagnostics> + Send + Sync;
 

@@ -9,6 +9,19 @@ use common::{run_provision, ssh, Project};
 
 const H: &str = "t2";
 
+/// Runs provision in `p` with the controller's cache of facts under `cache`.
+fn run(p: &Project, cache: &std::path::Path, args: &[&str]) -> common::Run {
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_provision"))
+        .current_dir(p.dir.path())
+        .env("NO_COLOR", "1")
+        .env("XDG_CACHE_HOME", cache)
+        .arg("inventories/test.yml")
+        .args(args)
+        .output()
+        .expect("run provision");
+    common::Run { code: o.status.code().unwrap_or(-1), stdout: String::from_utf8_lossy(&o.stdout).into_owned(), stderr: String::from_utf8_lossy(&o.stderr).into_owned() }
+}
+
 fn round_trips(r: &common::Run) -> u64 {
     r.json()["hosts"][0]["round_trips"].as_u64().unwrap_or_else(|| panic!("no round_trips in:\n{}", r.all()))
 }
@@ -25,6 +38,8 @@ fn host_says() -> String {
 #[test]
 fn facts_reach_templates_in_the_one_probe_round_trip() {
     let _serial = common::serial();
+    let cache = tempfile::tempdir().expect("tempdir");
+    let cache = cache.path();
     let p = Project::new(&[(H, &["f"])]);
     // A variable computed from a fact, and a template reading facts directly.
     p.write("roles/f/defaults.yml", "half_mb: \"{{ (facts.memory_mb / 2) | int }}\"\n");
@@ -43,33 +58,38 @@ fn facts_reach_templates_in_the_one_probe_round_trip() {
     assert_eq!(v.code, 0, "{}", v.all());
 
     // --check: one round trip, and what it shows is the host's real values.
-    let check = p.run(&["--check", "--format", "json", "-v"]);
+    let check = run(&p, cache, &["--check", "--format", "json", "-v"]);
     assert_eq!(check.code, 2, "{}", check.all());
     assert_eq!(round_trips(&check), 1, "a check reads the facts in its one probe: {}", check.all());
     let want = host_says();
     assert!(check.all().contains(&format!("+{}", want.trim_end())), "the check's diff shows the host's facts `{want}`:\n{}", check.all());
 
     // The apply: probe + apply, as for any change; the file holds the host's facts.
-    let apply = p.run(&["--format", "json"]);
+    let apply = run(&p, cache, &["--format", "json"]);
     assert_eq!(apply.code, 0, "{}", apply.all());
     assert_eq!(round_trips(&apply), 2, "probe + apply: {}", apply.all());
     assert_eq!(ssh(H, "cat /srv/pv-facts/facts"), want);
 
     // A no-op run: one round trip, nothing to change.
-    let again = p.run(&["--format", "json"]);
+    let again = run(&p, cache, &["--format", "json"]);
     assert_eq!((again.code, again.changes(), round_trips(&again)), (0, 0, 1), "{}", again.all());
 
-    // A fact in a path (memory: the stand-in's differs from the host's) decides what the probe reads: the host is probed a second time (said
-    // in the output), and the result is still right.
+    // A fact in a path decides what the probe reads. Met for the first time (no facts kept on
+    // this controller: the stand-ins, whose memory differs from the host's), the host is
+    // probed a second time, said in the output; with the facts kept from that probe, one
+    // round trip again. The result is right either way.
     p.write("roles/f/tasks.yml", "- file: {path: /srv/pv-facts, state: directory}\n- file: {path: \"/srv/pv-facts/mb-{{ facts.memory_mb }}\", content: \"x\\n\"}\n");
-    let check = p.run(&["--check", "--format", "json", "-v"]);
+    let first_contact = tempfile::tempdir().expect("tempdir");
+    let check = run(&p, first_contact.path(), &["--check", "--format", "json", "-v"]);
     assert_eq!(check.code, 2, "{}", check.all());
     assert_eq!(round_trips(&check), 2, "{}", check.all());
-    let text = p.run(&["--check", "-v"]);
+    let text = run(&p, tempfile::tempdir().expect("tempdir").path(), &["--check", "-v"]);
     assert!(text.all().contains("probing again"), "{}", text.all());
+    let kept = run(&p, first_contact.path(), &["--check", "--format", "json"]);
+    assert_eq!((kept.code, round_trips(&kept)), (2, 1), "with the kept facts: {}", kept.all());
     let mb: u64 = ssh(H, "awk '/^MemTotal:/ {print $2}' /proc/meminfo").trim().parse::<u64>().expect("MemTotal") / 1024;
     assert_ne!(mb, provision::host_facts::HostFacts::stand_in().memory_mb, "this case needs a host whose memory is not the stand-in's");
-    assert_eq!(p.run(&[]).code, 0);
+    assert_eq!(run(&p, cache, &[]).code, 0);
     assert_eq!(ssh(H, &format!("cat /srv/pv-facts/mb-{mb}")), "x\n");
     ssh(H, "rm -rf /srv/pv-facts");
 

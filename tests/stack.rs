@@ -328,6 +328,13 @@ fn app_hosts() {
     assert_eq!(main_pid("app1", "puma"), master, "systemctl reload puma replaced the master");
     // MariaDB: the primary's settings, and remote root is gone.
     assert_eq!(sh("db1", "mysql -NBe 'SELECT @@server_id, @@log_bin, @@read_only, @@binlog_format'"), "1\t1\t0\tROW");
+    // The buffer pool is sized from the host's memory (facts.memory_mb, read by the probe):
+    // the sandbox's share 0.01, in whole 128 MiB chunks, at least one.
+    for db in ["db1", "db2"] {
+        let memory_mb: u64 = sh(db, "awk '/^MemTotal:/ {print $2}' /proc/meminfo").parse::<u64>().expect("MemTotal") / 1024;
+        let want = (memory_mb / 100 / 128).max(1) * 128 * 1024 * 1024;
+        assert_eq!(sh(db, "mysql -NBe 'SELECT @@innodb_buffer_pool_size'"), want.to_string(), "{db}'s buffer pool from {memory_mb} MB");
+    }
     assert_eq!(sh("db1", "mysql -NBe \"SELECT COUNT(*) FROM mysql.user WHERE User = 'root' AND Host NOT IN ('localhost', '127.0.0.1', '::1')\""), "0");
     assert_eq!(sh("db1", &format!("mysql -NBe \"SELECT DEFAULT_CHARACTER_SET_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = '{DB_NAME}'\"")), "utf8mb4");
     assert_eq!(sh("db1", "stat -c '%a %U' /etc/mysql/provision/flipper.cnf"), "600 root");

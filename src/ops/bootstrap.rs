@@ -46,7 +46,7 @@ pub async fn bootstrap(opts: &BootstrapOptions, reporter: Arc<Reporter>) -> Resu
         for r in BOOTSTRAP_ROLES {
             let mut h = host.clone();
             h.roles = vec![r.to_string()];
-            match project.lower_host(&h, &[]) {
+            match project.lower_host(&h, &[], true) {
                 Ok(res) => phases.push(res),
                 Err(e) => errors.0.extend(e.0),
             }

@@ -32,7 +32,7 @@ pub struct RunOptions {
 /// selected host in parallel.
 pub async fn run(opts: &RunOptions, reporter: Arc<Reporter>) -> Result<RunReport, Diagnostics> {
     let project = Arc::new(Project::load(&opts.selection)?);
-    let hosts = project.lower()?;
+    let hosts = project.lower_known()?;
     project.inventory.preflight(hosts.iter().map(|(h, _)| h), hosts.iter().flat_map(|(_, r)| &r.secrets.missing_env))?;
     let control_dir = tempfile::Builder::new()
         .prefix(".pv-ssh-")
@@ -168,9 +168,14 @@ pub(super) async fn converge_host_with(host: Host, res: HostResources, ssh: &Ssh
     // crate::host_facts), and probed again only if that asks the probe for more.
     let (res, secrets) = match res.relower.clone() {
         None => (res, secrets),
+        // The host still has the facts it was lowered with: nothing to do again.
+        Some(relower) if facts.host.as_ref() == Some(&relower.assumed) => (res, secrets),
         Some(relower) => {
             let relowered = match facts.host.as_ref().ok_or_else(|| "the probe did not report the host's facts (/etc/os-release, /proc/meminfo, nproc, uname)".to_string()) {
-                Ok(host_facts) => (relower.0)(host_facts).map_err(|e| format!("with the host's facts ({}):\n{e}", facts_summary(host_facts))),
+                Ok(host_facts) => {
+                    crate::host_facts::remember(&relower.login, host_facts);
+                    (relower.lower)(host_facts).map_err(|e| format!("with the host's facts ({}):\n{e}", facts_summary(host_facts)))
+                }
                 Err(e) => Err(e),
             };
             let res = match relowered {
@@ -182,7 +187,12 @@ pub(super) async fn converge_host_with(host: Host, res: HostResources, ssh: &Ssh
                 }
             };
             let again = fact_request(&res);
-            if !request.reads_all_of(&again) {
+            // A file that already holds what the assumed facts rendered was not read, but
+            // differs from what the host's facts render: its diff needs its content.
+            let unread = again.hashes.iter().any(|(p, w)| {
+                w.read_content && facts.hashes.get(p).is_some_and(|h| *h != w.sha256) && !facts.contents.contains_key(p) && facts.paths.get(p).is_some_and(crate::probe::content_readable)
+            });
+            if !request.reads_all_of(&again) || unread {
                 reporter.note(&host.name, "the host's facts changed what to probe (a path, a package, a guard or a validated file): probing again");
                 match probe(&conn, &again).await {
                     Ok(f) => facts = f,
