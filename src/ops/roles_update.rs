@@ -40,6 +40,8 @@ pub struct RolesUpdateReport {
     pub kept: Vec<String>,
     /// Deleted by the user: left deleted.
     pub left_deleted: Vec<String>,
+    /// Shipped before, not any more: left in place (a task may still use it).
+    pub no_longer_shipped: Vec<String>,
     pub unchanged: usize,
     /// Files written (or, with `--check`, that would be).
     pub writes: usize,
@@ -64,6 +66,9 @@ impl VerbReport for RolesUpdateReport {
         for f in &self.left_deleted {
             lines.push((false, format!("left out roles/{f}: you deleted it")));
         }
+        for f in &self.no_longer_shipped {
+            lines.push((false, format!("roles/{f} is no longer shipped: left in place, remove it if nothing uses it")));
+        }
         lines.push((false, format!("{} file(s) already up to date", self.unchanged)));
         lines
     }
@@ -86,11 +91,32 @@ fn read_record(path: &Path) -> BTreeMap<String, String> {
     text.lines().filter_map(|l| l.split_once("  ")).map(|(h, p)| (p.to_string(), h.to_string())).collect()
 }
 
-/// Writes `bytes` to `path` through a temp file renamed over it.
+/// Refuses a path under `roles` whose existing part leads elsewhere through a link (a role
+/// directory linked to a shared copy): writing there would change files outside the project.
+fn inside(roles: &Path, path: &Path) -> Result<()> {
+    let root = roles.canonicalize().with_context(|| format!("cannot read `{}`", roles.display()))?;
+    let mut existing = path.parent();
+    while let Some(p) = existing {
+        if let Ok(real) = p.canonicalize() {
+            if !real.starts_with(&root) {
+                bail!("`{}` leads outside the project's roles/ through a link (to `{}`): nothing was changed; update that copy by hand, or replace the link with a directory", p.display(), real.display());
+            }
+            return Ok(());
+        }
+        existing = p.parent();
+    }
+    Ok(())
+}
+
+/// Writes `bytes` to `path` through a temp file renamed over it, with the old file's mode
+/// (0644 for a new one: a temp file starts 0600).
 fn replace(path: &Path, bytes: &[u8]) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
     let parent = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(parent).with_context(|| format!("cannot create `{}`", parent.display()))?;
+    let mode = std::fs::metadata(path).map(|m| m.permissions().mode() & 0o7777).unwrap_or(0o644);
     let mut tmp = tempfile::NamedTempFile::new_in(parent).with_context(|| format!("cannot write in `{}`", parent.display()))?;
+    tmp.as_file().set_permissions(std::fs::Permissions::from_mode(mode)).with_context(|| format!("cannot write `{}`", path.display()))?;
     std::io::Write::write_all(&mut tmp, bytes).with_context(|| format!("cannot write `{}`", path.display()))?;
     tmp.persist(path).map_err(|e| e.error).with_context(|| format!("cannot write `{}`", path.display()))?;
     Ok(())
@@ -132,7 +158,12 @@ pub fn roles_update(opts: &RolesUpdateOptions) -> Result<RolesUpdateReport> {
             }
         }
     }
+    report.no_longer_shipped = recorded.keys().filter(|p| !shipped.contains_key(*p) && roles.join(p).is_file()).cloned().collect();
     report.writes = writes.len();
+    // Every write is checked before any is made: a refusal leaves the project as it was.
+    for (path, _) in &writes {
+        inside(&roles, path)?;
+    }
     if !opts.check {
         for (path, bytes) in &writes {
             replace(path, bytes)?;
@@ -146,6 +177,35 @@ pub fn roles_update(opts: &RolesUpdateOptions) -> Result<RolesUpdateReport> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_role_linked_outside_is_refused_before_anything_is_written_and_modes_are_kept() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let shared = tempfile::tempdir().expect("tempdir");
+        let shipped = shipped_roles();
+        for (rel, c) in &shipped {
+            replace(&dir.path().join("roles").join(rel), c).expect("write");
+        }
+        let roles = dir.path().join("roles");
+        assert_eq!(std::fs::metadata(roles.join("nginx/tasks.yml")).expect("stat").permissions().mode() & 0o777, 0o644, "a new file is 0644");
+        std::fs::set_permissions(roles.join("puma/tasks.yml"), std::fs::Permissions::from_mode(0o640)).expect("chmod");
+        replace(&roles.join("puma/tasks.yml"), b"old\n").expect("write");
+        assert_eq!(std::fs::metadata(roles.join("puma/tasks.yml")).expect("stat").permissions().mode() & 0o777, 0o640, "a replaced file keeps its mode");
+        // nginx/ is a link to a shared copy outside the project, whose tasks.yml is "old".
+        std::fs::rename(roles.join("nginx"), shared.path().join("nginx")).expect("mv");
+        std::os::unix::fs::symlink(shared.path().join("nginx"), roles.join("nginx")).expect("link");
+        std::fs::write(shared.path().join("nginx/tasks.yml"), b"old\n").expect("write");
+        let mut record = shipped.clone();
+        record.insert("nginx/tasks.yml".into(), b"old\n".to_vec());
+        record.insert("puma/tasks.yml".into(), b"old\n".to_vec());
+        replace(&roles.join(RECORD), record_text(&record).as_bytes()).expect("record");
+        let before = std::fs::read(roles.join("puma/tasks.yml")).expect("read");
+        let err = roles_update(&RolesUpdateOptions { dir: dir.path().into(), check: false }).expect_err("refused");
+        assert!(format!("{err:#}").contains("leads outside the project's roles/ through a link"), "{err:#}");
+        assert_eq!(std::fs::read(shared.path().join("nginx/tasks.yml")).expect("read"), b"old\n", "the shared copy is untouched");
+        assert_eq!(std::fs::read(roles.join("puma/tasks.yml")).expect("read"), before, "nothing else was written either");
+    }
 
     #[test]
     fn updates_untouched_files_keeps_edits_and_respects_deletions() {
