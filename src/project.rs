@@ -115,11 +115,14 @@ impl Project {
     /// The merged variables of `host` (role defaults of its roles and their dependencies <
     /// inventory < host < `-e`), and the secrets to redact from its output. The verbs that
     /// use these (release, do, db-copy) do not probe: a variable computed from `facts` holds
-    /// the stand-in facts' value here ([`HostFacts::stand_in`]).
+    /// the value of the host's facts at its last converge from this controller, or of the
+    /// stand-ins ([`HostFacts::stand_in`]) when there was none.
     pub fn host_vars(&self, host: &Host) -> Result<(Mapping, Secrets), Diagnostics> {
         let mut secrets = self.inventory.secrets.clone();
         let role_names = self.roles.with_dependencies(&host.roles);
-        let facts = HostFacts::stand_in().template_value(&FactsUsed::default());
+        let login = format!("{}@{}:{}", host.user, host.address, host.port);
+        let known = crate::host_facts::last_known(&login).unwrap_or_else(HostFacts::stand_in);
+        let facts = known.template_value(&FactsUsed::default());
         let vars = crate::resources::host_vars(&self.inventory, host, &self.roles, &role_names, &self.extra, &facts, &mut secrets)?;
         Ok((vars, secrets))
     }
