@@ -133,10 +133,24 @@ impl Project {
     pub fn lower_host(self: &Arc<Self>, host: &Host, only_roles: &[String], known: bool) -> Result<HostResources, Diagnostics> {
         let login = format!("{}@{}:{}", host.user, host.address, host.port);
         let assumed = known.then(|| crate::host_facts::last_known(&login)).flatten().unwrap_or_else(HostFacts::stand_in);
-        let mut res = lower_host(&self.inventory, host, &self.roles, &self.extra, only_roles, &assumed)?;
+        let used = FactsUsed::default();
+        let lowered = lower_host(&self.inventory, host, &self.roles, &self.extra, only_roles, &assumed, &used);
+        let (project, h, only) = (self.clone(), host.clone(), only_roles.to_vec());
+        let lower = Arc::new(move |facts: &HostFacts| lower_host(&project.inventory, &h, &project.roles, &project.extra, &only, facts, &FactsUsed::default()));
+        let mut res = match lowered {
+            Ok(res) => res,
+            // An error found with assumed facts that read them may not be the host's: a
+            // converge probes the host's facts and lowers it again before saying so.
+            Err(e) if known && used.get() => HostResources {
+                host: host.name.clone(),
+                secrets: self.inventory.secrets.clone(),
+                uses_facts: true,
+                deferred_error: Some(e.to_string()),
+                ..Default::default()
+            },
+            Err(e) => return Err(e),
+        };
         if res.uses_facts {
-            let (project, host, only) = (self.clone(), host.clone(), only_roles.to_vec());
-            let lower = Arc::new(move |facts: &HostFacts| lower_host(&project.inventory, &host, &project.roles, &project.extra, &only, facts));
             res.relower = Some(Relower { lower, assumed, login });
         }
         Ok(res)

@@ -52,6 +52,10 @@ pub struct HostResources {
     pub uses_facts: bool,
     /// For a host that uses facts: lowers it again with the real ones, once probed.
     pub relower: Option<Relower>,
+    /// The error of a lowering with assumed facts that read them (`assert: facts.memory_mb
+    /// >= 4096` with the stand-ins): the host is lowered again with its own facts, and this
+    /// is its error only if they are the assumed ones.
+    pub deferred_error: Option<String>,
 }
 
 /// Lowers one host again with its real facts (made by [`crate::project::Project`], which
@@ -273,7 +277,7 @@ pub fn check_host_roles(inv: &Inventory, host: &Host, roles: &Roles) -> Result<(
 /// given) into resources.
 /// `facts` are the host's (or stand-ins, before the probe): whether any was read is recorded
 /// in the result's `uses_facts`.
-pub fn lower_host(inv: &Inventory, host: &Host, roles: &Roles, extra: &Mapping, only_roles: &[String], facts: &HostFacts) -> Result<HostResources, Diagnostics> {
+pub fn lower_host(inv: &Inventory, host: &Host, roles: &Roles, extra: &Mapping, only_roles: &[String], facts: &HostFacts, used: &FactsUsed) -> Result<HostResources, Diagnostics> {
     check_host_roles(inv, host, roles)?;
     let mut errors = Diagnostics::default();
     let all_roles = roles.with_dependencies(&host.roles);
@@ -284,8 +288,7 @@ pub fn lower_host(inv: &Inventory, host: &Host, roles: &Roles, extra: &Mapping, 
         roles.with_dependencies(&selected)
     };
     let mut secrets = inv.secrets.clone();
-    let used = FactsUsed::default();
-    let facts = facts.template_value(&used);
+    let facts = facts.template_value(used);
     let vars = host_vars(inv, host, roles, &all_roles, extra, &facts, &mut secrets)?;
     let mut out = HostResources { host: host.name.clone(), roles: applied.clone(), secrets, ..Default::default() };
     let ctx = crate::context::of(&vars, &facts, inv);

@@ -93,6 +93,20 @@ fn facts_reach_templates_in_the_one_probe_round_trip() {
     assert_eq!(ssh(H, &format!("cat /srv/pv-facts/mb-{mb}")), "x\n");
     ssh(H, "rm -rf /srv/pv-facts");
 
+    // An error found with assumed facts (the stand-ins' 2 GB fail this assert; the host has
+    // more) is not the host's: the converge lowers it again with its own and goes on. With a
+    // requirement the host does not meet, the host fails with the assert's message.
+    p.write("roles/f/tasks.yml", "- assert: {that: \"facts.memory_mb >= 4096\", message: needs 4 GB}\n- file: {path: /srv/pv-facts, state: directory}\n");
+    let fresh = tempfile::tempdir().expect("tempdir");
+    let big = run(&p, fresh.path(), &["--format", "json"]);
+    assert_eq!((big.code, big.changes()), (0, 1), "{}", big.all());
+    p.write("roles/f/tasks.yml", "- assert: {that: \"facts.memory_mb >= 100000000\", message: needs 100 TB}\n- file: {path: /srv/pv-facts/never, state: directory}\n");
+    let small = run(&p, tempfile::tempdir().expect("tempdir").path(), &[]);
+    assert_eq!(small.code, 1, "{}", small.all());
+    assert!(small.all().contains("needs 100 TB"), "{}", small.all());
+    assert_eq!(ssh(H, "test -e /srv/pv-facts/never && echo made || echo absent"), "absent\n");
+    ssh(H, "rm -rf /srv/pv-facts");
+
     // An unknown fact is an error naming it, before anything changes.
     p.write("roles/f/tasks.yml", "- file: {path: /srv/pv-facts, content: \"{{ facts.memroy_mb }}\\n\"}\n");
     let bad = run_provision(p.dir.path(), &["validate", "inventories/test.yml"], &[]);

@@ -168,8 +168,16 @@ pub(super) async fn converge_host_with(host: Host, res: HostResources, ssh: &Ssh
     // crate::host_facts), and probed again only if that asks the probe for more.
     let (res, secrets) = match res.relower.clone() {
         None => (res, secrets),
-        // The host still has the facts it was lowered with: nothing to do again.
-        Some(relower) if facts.host.as_ref() == Some(&relower.assumed) => (res, secrets),
+        // The host still has the facts it was lowered with: nothing to do again (or the
+        // error found with them is the host's).
+        Some(relower) if facts.host.as_ref() == Some(&relower.assumed) => match &res.deferred_error {
+            None => (res, secrets),
+            Some(e) => {
+                let rt = conn.round_trips();
+                conn.close().await;
+                return failed_report(&host, secrets.redact(&format!("nothing was changed on this host:\n{e}")), timings, rt);
+            }
+        },
         Some(relower) => {
             let relowered = match facts.host.as_ref().ok_or_else(|| "the probe did not report the host's facts (/etc/os-release, /proc/meminfo, nproc, uname)".to_string()) {
                 Ok(host_facts) => {
