@@ -52,9 +52,9 @@ pub struct HostResources {
     pub uses_facts: bool,
     /// For a host that uses facts: lowers it again with the real ones, once probed.
     pub relower: Option<Relower>,
-    /// The error of a lowering with assumed facts that read them (`assert: facts.memory_mb
-    /// >= 4096` with the stand-ins): the host is lowered again with its own facts, and this
-    /// is its error only if they are the assumed ones.
+    /// The error of a lowering with assumed facts that read them (an assert that the
+    /// memory is at least 4 GB, against the stand-ins' 2 GB): the host is lowered again with
+    /// its own facts, and this is its error only if they are the assumed ones.
     pub deferred_error: Option<String>,
 }
 
