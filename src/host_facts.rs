@@ -37,24 +37,32 @@ pub struct HostFacts {
     pub cpus: u64,
     /// `uname -m`: `x86_64`, `aarch64`.
     pub arch: String,
+    /// `systemd-detect-virt --container`: `none` on a machine or a VM, else the container
+    /// kind (`systemd-nspawn`, `lxc`, `docker`): a container shares the machine's clock.
+    #[serde(default = "no_container")]
+    pub container: String,
+}
+
+fn no_container() -> String {
+    "none".into()
 }
 
 /// The names templates see, in the order `{{ facts }}` lists them.
-const NAMES: [&str; 6] = ["os_id", "os_version_id", "os_codename", "memory_mb", "cpus", "arch"];
+const NAMES: [&str; 7] = ["os_id", "os_version_id", "os_codename", "memory_mb", "cpus", "arch", "container"];
 
 impl HostFacts {
     /// What a host is assumed to look like before it is probed (and in `validate`, which
     /// never connects): a small Debian 12 server. Only the lowering that finds out which
     /// facts are used, and the checks of `validate`, see these values.
     pub fn stand_in() -> HostFacts {
-        HostFacts { os_id: "debian".into(), os_version_id: "12".into(), os_codename: "bookworm".into(), memory_mb: 2048, cpus: 2, arch: "x86_64".into() }
+        HostFacts { os_id: "debian".into(), os_version_id: "12".into(), os_codename: "bookworm".into(), memory_mb: 2048, cpus: 2, arch: "x86_64".into(), container: no_container() }
     }
 
     /// The probe's section that reads the facts: one `nproc` and one `uname`; the files are
     /// read by sh itself. Values reach the controller as data on their own lines.
     pub fn probe_section() -> Script {
         crate::sh!(
-            "{}while IFS='=' read -r pv_k pv_v || [ -n \"$pv_k\" ]; do case \"$pv_k\" in ID|VERSION_ID|VERSION_CODENAME) printf '%s=%s\\n' \"$pv_k\" \"$pv_v\";; esac; done < /etc/os-release\nwhile read -r pv_k pv_v pv_u; do [ \"$pv_k\" = MemTotal: ] && printf 'MemTotal=%s\\n' \"$pv_v\" && break; done < /proc/meminfo\nprintf 'cpus=%s\\narch=%s\\n' \"$(nproc)\" \"$(uname -m)\"\n",
+            "{}while IFS='=' read -r pv_k pv_v || [ -n \"$pv_k\" ]; do case \"$pv_k\" in ID|VERSION_ID|VERSION_CODENAME) printf '%s=%s\\n' \"$pv_k\" \"$pv_v\";; esac; done < /etc/os-release\nwhile read -r pv_k pv_v pv_u; do [ \"$pv_k\" = MemTotal: ] && printf 'MemTotal=%s\\n' \"$pv_v\" && break; done < /proc/meminfo\nprintf 'cpus=%s\\narch=%s\\ncontainer=%s\\n' \"$(nproc)\" \"$(uname -m)\" \"$(systemd-detect-virt --container 2>/dev/null || true)\"\n",
             mark("facts")
         )
     }
@@ -62,7 +70,7 @@ impl HostFacts {
     /// Reads the lines of the probe's facts section. None when a fact is missing: the host is
     /// then reported as failed rather than templated with a guess.
     pub fn parse(lines: &[&str]) -> Option<HostFacts> {
-        let mut f = HostFacts { os_id: String::new(), os_version_id: String::new(), os_codename: String::new(), memory_mb: 0, cpus: 0, arch: String::new() };
+        let mut f = HostFacts { os_id: String::new(), os_version_id: String::new(), os_codename: String::new(), memory_mb: 0, cpus: 0, arch: String::new(), container: no_container() };
         let (mut memory, mut cpus) = (None, None);
         for line in lines {
             let Some((k, v)) = line.split_once('=') else { continue };
@@ -75,6 +83,8 @@ impl HostFacts {
                 "MemTotal" => memory = v.parse::<u64>().ok().map(|kb| kb / 1024),
                 "cpus" => cpus = v.parse::<u64>().ok(),
                 "arch" => f.arch = v,
+                // Empty without systemd-detect-virt (no systemd): taken as no container.
+                "container" if !v.is_empty() => f.container = v,
                 _ => {}
             }
         }
@@ -147,6 +157,7 @@ impl Object for FactsView {
             "memory_mb" => JValue::from(f.memory_mb),
             "cpus" => JValue::from(f.cpus),
             "arch" => JValue::from(f.arch.clone()),
+            "container" => JValue::from(f.container.clone()),
             _ => return None,
         })
     }
@@ -175,15 +186,15 @@ mod tests {
         assert_eq!(render("{{ (facts.memory_mb * 0.5) | int }} {{ facts.os_codename }}", &f, &used), "1024 bookworm");
         assert!(used.get());
         let used = FactsUsed::default();
-        assert_eq!(render("{% if facts %}{{ facts | length }}{% endif %}", &f, &used), "6");
+        assert_eq!(render("{% if facts %}{{ facts | length }}{% endif %}", &f, &used), "7");
         assert!(used.get());
     }
 
     #[test]
     fn parses_the_probe_section_and_refuses_a_partial_one() {
-        let lines = ["ID=debian", "VERSION_ID=\"13\"", "VERSION_CODENAME=trixie", "MemTotal=4030312", "cpus=4", "arch=aarch64"];
+        let lines = ["ID=debian", "VERSION_ID=\"13\"", "VERSION_CODENAME=trixie", "MemTotal=4030312", "cpus=4", "arch=aarch64", "container=lxc"];
         let f = HostFacts::parse(&lines).expect("complete");
-        assert_eq!((f.os_id.as_str(), f.os_version_id.as_str(), f.os_codename.as_str(), f.memory_mb, f.cpus, f.arch.as_str()), ("debian", "13", "trixie", 3935, 4, "aarch64"));
+        assert_eq!((f.os_id.as_str(), f.os_version_id.as_str(), f.os_codename.as_str(), f.memory_mb, f.cpus, f.arch.as_str(), f.container.as_str()), ("debian", "13", "trixie", 3935, 4, "aarch64", "lxc"));
         assert_eq!(HostFacts::parse(&lines[..4]), None);
         assert_eq!(HostFacts::parse(&["ID=debian", "MemTotal=x", "cpus=1", "arch=x86_64"]), None);
     }

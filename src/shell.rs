@@ -324,6 +324,18 @@ pub fn mark(name: &'static str) -> Script {
     sh!("echo {}\n", format!("{MARK} {name}"))
 }
 
+/// An absolute path made of letters, digits and `/ . _ - + @` only, for a configuration
+/// language with no quoting we trust (logrotate's): anything else is an error, so a value
+/// can never add a directive there.
+pub fn plain_path(v: &str) -> Result<String, String> {
+    let ok = v.starts_with('/') && !v.contains("/../") && !v.ends_with("/..") && v.chars().all(|c| c.is_ascii_alphanumeric() || "/._-+@".contains(c));
+    if ok {
+        Ok(v.to_string())
+    } else {
+        Err(format!("`{}` is not a plain absolute path (letters, digits and / . _ - + @ only)", crate::terminal::printable(v)))
+    }
+}
+
 /// An IP address or network (`10.0.0.0/24`, `fd00::/8`, `192.0.2.1`) in its canonical
 /// form, for a firewall rule set; anything else is an error, so no other text reaches it.
 pub fn ip_network(v: &str) -> Result<String, String> {
@@ -345,6 +357,16 @@ pub fn ip_network(v: &str) -> Result<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn plain_path_passes_plain_paths_and_nothing_else() {
+        for ok in ["/var/www/shop", "/srv/a-b_c.d/e+f@g", "/"] {
+            assert_eq!(plain_path(ok).as_deref(), Ok(ok));
+        }
+        for bad in ["", "var/www", "/var/www/x {", "/var/www/x\n}", "/a b", "/a'b", "/a\"b", "/a\\b", "/$(id)", "/a/../etc", "/a/..", "/a;b", "/*"] {
+            assert!(plain_path(bad).is_err(), "{bad:?} must be refused");
+        }
+    }
 
     #[test]
     fn ip_network_passes_addresses_and_networks_and_nothing_else() {

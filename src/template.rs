@@ -441,6 +441,10 @@ fn add_filters(env: &mut Environment<'static>) {
     env.add_filter("ruby_string", |v: JValue| -> String {
         crate::shell::ruby_string(&if v.is_none() { String::new() } else { v.to_string() })
     });
+    // A path for a configuration language without trustworthy quoting (logrotate's).
+    env.add_filter("plain_path", |v: JValue| -> Result<String, Error> {
+        crate::shell::plain_path(&v.to_string()).map_err(|e| Error::new(ErrorKind::InvalidOperation, e))
+    });
     // An IP address or network (10.0.0.0/24, fd00::1) for a firewall rule, checked: nothing
     // else can reach the rule set.
     env.add_filter("ip_network", |v: JValue| -> Result<String, Error> {
