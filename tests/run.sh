@@ -19,7 +19,11 @@ fi
 echo "== build"
 cargo build --locked --tests --bins
 # tests/bad_input.rs runs its table against the release build too (it fails on CI without it).
-cargo build --locked --release --bin provision
+# Built while the testbed comes up (one is CPU, the other mostly waiting), and waited for
+# before the tests.
+release_log=$(mktemp)
+cargo build --locked --release --bin provision >"$release_log" 2>&1 &
+release_pid=$!
 export PROVISION_RELEASE_BIN="${CARGO_TARGET_DIR:-$PWD/target}/release/provision"
 
 # Core and fault tests use t1..t3, the bootstrap test t4; the stack test uses the sandbox topology (fixed addresses, the
@@ -40,6 +44,13 @@ start=$(date +%s)
 tests/testbed.sh down
 tests/testbed.sh up t1 t2 t3 t4 "${SANDBOX[@]}"
 echo "testbed: 11 hosts up in $(( $(date +%s) - start )) s"
+if ! wait "$release_pid"; then
+  cat "$release_log" >&2
+  echo "tests/run.sh: the release build failed" >&2
+  exit 1
+fi
+echo "release build: done (waited for it until $(( $(date +%s) - start )) s after the testbed started)"
+rm -f "$release_log"
 
 echo "== tests"
 measurements=target/tmp/measurements.txt
