@@ -56,6 +56,7 @@ pub fn host_value(h: &Host) -> Value {
     let mut m = Mapping::new();
     m.insert("name".into(), h.name.clone().into());
     m.insert("address".into(), h.address.clone().into());
+    m.insert("private_address".into(), h.private_address.clone().into());
     m.insert("port".into(), (h.port as u64).into());
     m.insert("user".into(), h.user.clone().into());
     m.insert("roles".into(), Value::Sequence(h.roles.iter().map(|r| Value::String(r.clone())).collect()));

@@ -30,6 +30,9 @@ pub struct SshSettings {
 pub struct Host {
     pub name: String,
     pub address: String,
+    /// The address the host's private services listen on and its peers reach it at (a
+    /// private network's); `address` when not given.
+    pub private_address: String,
     pub port: u16,
     pub user: String,
     pub roles: Vec<String>,
@@ -314,6 +317,17 @@ fn read_host(doc: &Doc, name: &str, value: &Value, secrets: &mut Secrets) -> Res
             .value_error(&r.path_of("address"), format!("`{address}` is not a host name or IP address"))
             .help("write an IP address or a DNS name, without user@ or a port"));
     }
+    let private_address = match r.opt_string("private_address")? {
+        None => address.clone(),
+        Some(a) => match a.parse::<IpAddr>() {
+            Ok(ip) => ip.to_string(),
+            Err(_) => {
+                return Err(doc
+                    .value_error(&r.path_of("private_address"), format!("`private_address: {a}` is not an IP address"))
+                    .help("write the host's address on the private network, such as 10.0.0.12"))
+            }
+        },
+    };
     let port = match r.opt_string("port")? {
         None => 22,
         Some(p) => p.parse::<u16>().ok().filter(|p| *p > 0).ok_or_else(|| {
@@ -328,7 +342,7 @@ fn read_host(doc: &Doc, name: &str, value: &Value, secrets: &mut Secrets) -> Res
         Some(v) => read_vars(doc, &key(&path, "vars"), v, secrets)?,
     };
     r.finish(&format!("host `{name}`"))?;
-    Ok(Host { name: name.to_string(), address, port, user, roles, primary, vars, path })
+    Ok(Host { name: name.to_string(), address, private_address, port, user, roles, primary, vars, path })
 }
 
 /// Groups and their variables. A group is a list of host names, or a mapping with `hosts`
@@ -421,6 +435,16 @@ mod tests {
         assert_eq!(inv.hosts[1].port, 2222);
         assert_eq!(inv.group_members("front")[0].name, "web1");
         assert_eq!(inv.group_members("mysql")[0].name, "db1");
+    }
+
+    #[test]
+    fn private_address_defaults_to_the_address_and_must_be_an_ip() {
+        let inv = parse("stage: s\nhosts:\n  a: {address: 203.0.113.9, private_address: 10.0.0.9}\n  b: {address: 10.0.0.2}\n").unwrap();
+        assert_eq!((inv.hosts[0].private_address.as_str(), inv.hosts[1].private_address.as_str()), ("10.0.0.9", "10.0.0.2"));
+        for bad in ["db.internal", "10.0.0.0/8", "10.0.0.1 0.0.0.0", "\"10.0.0.1\\nbind 0.0.0.0\""] {
+            let errs = parse(&format!("stage: s\nhosts:\n  a: {{address: 10.0.0.1, private_address: {bad}}}\n")).unwrap_err();
+            assert!(errs.to_string().contains("is not an IP address"), "{bad}: {errs}");
+        }
     }
 
     #[test]

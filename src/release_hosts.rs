@@ -111,7 +111,10 @@ pub fn host_cfg(project: &Project, host: &Host) -> Result<(HostCfg, Secrets), Di
                     .help("set `release_health_path` to a path such as `/up` and `puma_port` to a number"),
             );
         }
-        Some(format!("http://127.0.0.1:{}{}", port.trim(), path.trim()))
+        // Puma listens on the host's private address (the puma role); the check runs on the
+        // host itself. The address was checked to be an IP when the inventory was read.
+        let ip = if host.private_address.contains(':') { format!("[{}]", host.private_address) } else { host.private_address.clone() };
+        Some(format!("http://{ip}:{}{}", port.trim(), path.trim()))
     } else {
         None
     };

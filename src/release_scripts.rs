@@ -259,11 +259,13 @@ fi\n",
 }
 
 /// GET `url` on the host until 2xx, at most `retries` tries. curl if present, else bash's
-/// /dev/tcp (the URL is always http://127.0.0.1:PORT/PATH, checked when it was read).
+/// /dev/tcp (the URL is always http://IP:PORT/PATH, the host's private address, an IPv6 one
+/// in brackets, checked when it was read).
 pub fn health_lines(url: &str, retries: u32, interval: u32, timeout: u32) -> Script {
     let rest = url.trim_start_matches("http://");
     let (hostport, path) = rest.split_once('/').map(|(h, p)| (h, format!("/{p}"))).unwrap_or((rest, "/".into()));
-    let (h, port) = hostport.split_once(':').unwrap_or((hostport, "80"));
+    let (h, port) = hostport.rsplit_once(':').filter(|(_, p)| !p.contains(']')).unwrap_or((hostport, "80"));
+    let h = h.trim_start_matches('[').trim_end_matches(']');
     // The inner bash gets host, port and path as its own arguments, never as code.
     let bash_get = sh!(
         "timeout {} bash -c 'exec 3<>\"/dev/tcp/$1/$2\" && printf \"GET %s HTTP/1.0\\r\\nHost: %s\\r\\n\\r\\n\" \"$3\" \"$1\" >&3 && head -n 1 <&3' pv-health {} {} {} 2>/dev/null | grep -q \"^HTTP/1\\.[01] 2\"",

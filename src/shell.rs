@@ -324,6 +324,35 @@ pub fn mark(name: &'static str) -> Script {
     sh!("echo {}\n", format!("{MARK} {name}"))
 }
 
+/// A value for redis.conf: one double-quoted argument as redis reads them (`\\`, `\"` and
+/// every byte that is not printable ASCII escaped), so a value is one argument of one
+/// directive whatever it holds.
+pub fn redis_string(v: &str) -> String {
+    let mut out = String::from("\"");
+    for b in v.bytes() {
+        match b {
+            b'\\' => out.push_str("\\\\"),
+            b'"' => out.push_str("\\\""),
+            0x20..=0x7e => out.push(b as char),
+            _ => out.push_str(&format!("\\x{b:02x}")),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// A value percent-encoded for one part of a URL (a password in `redis://:PW@host`): every
+/// byte but letters, digits and `- . _ ~` encoded (`urlencode` keeps `/`, which would end
+/// the part).
+pub fn uri_component(v: &str) -> String {
+    v.bytes().map(|b| if b.is_ascii_alphanumeric() || b"-._~".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") }).collect()
+}
+
+/// An IP address (no network), for a server's listening address.
+pub fn ip_address(v: &str) -> Result<String, String> {
+    v.parse::<std::net::IpAddr>().map(|ip| ip.to_string()).map_err(|_| format!("`{}` is not an IP address", crate::terminal::printable(v)))
+}
+
 /// An absolute path made of letters, digits and `/ . _ - + @` only, for a configuration
 /// language with no quoting we trust (logrotate's): anything else is an error, so a value
 /// can never add a directive there.
@@ -357,6 +386,19 @@ pub fn ip_network(v: &str) -> Result<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn redis_strings_are_one_argument_whatever_they_hold() {
+        assert_eq!(redis_string("256mb"), "\"256mb\"");
+        assert_eq!(redis_string("a\"b\\c'd $(x)"), "\"a\\\"b\\\\c'd $(x)\"");
+        assert_eq!(redis_string("x\nrequirepass y"), "\"x\\x0arequirepass y\"");
+        assert_eq!(redis_string("-é"), "\"-\\xc3\\xa9\"");
+        assert!(ip_address("10.0.0.1").is_ok() && ip_address("::1").is_ok());
+        assert_eq!(uri_component("a/b c:@%+~é"), "a%2Fb%20c%3A%40%25%2B~%C3%A9");
+        for bad in ["10.0.0.0/8", "10.0.0.1 0.0.0.0", "-1", "", "localhost", "10.0.0.1\nprotected-mode no"] {
+            assert!(ip_address(bad).is_err(), "{bad:?}");
+        }
+    }
 
     #[test]
     fn plain_path_passes_plain_paths_and_nothing_else() {

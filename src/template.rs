@@ -441,6 +441,16 @@ fn add_filters(env: &mut Environment<'static>) {
     env.add_filter("ruby_string", |v: JValue| -> String {
         crate::shell::ruby_string(&if v.is_none() { String::new() } else { v.to_string() })
     });
+    // A value for redis.conf: one quoted argument, whatever it holds.
+    env.add_filter("redis_string", |v: JValue| -> String {
+        crate::shell::redis_string(&if v.is_none() { String::new() } else { v.to_string() })
+    });
+    // One part of a URL (a password in userinfo): everything but unreserved bytes encoded.
+    env.add_filter("uri_component", |v: JValue| -> String { crate::shell::uri_component(&v.to_string()) });
+    // An IP address (no network) a server listens on.
+    env.add_filter("ip_address", |v: JValue| -> Result<String, Error> {
+        crate::shell::ip_address(&v.to_string()).map_err(|e| Error::new(ErrorKind::InvalidOperation, e))
+    });
     // A path for a configuration language without trustworthy quoting (logrotate's).
     env.add_filter("plain_path", |v: JValue| -> Result<String, Error> {
         crate::shell::plain_path(&v.to_string()).map_err(|e| Error::new(ErrorKind::InvalidOperation, e))

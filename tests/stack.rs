@@ -367,6 +367,15 @@ fn app_hosts() {
     assert_ne!(wrong.0, 0, "a wrong password must not log in");
     // redis listens on the private address.
     assert!(sh("worker1", "ss -ltnH 'sport = :6379'").contains("10.77.0.24:6379"));
+    // redis requires its password: a client without it is refused (the job below shows the
+    // app and sidekiq have it, percent-encoded in REDIS_URL); redis.conf, which holds it,
+    // is readable by root and redis only.
+    let anonymous = ssh("app1", "ruby -rredis -e 'puts Redis.new(host: \"10.77.0.24\").ping' 2>&1");
+    assert!(anonymous.0 != 0 && anonymous.1.contains("NOAUTH"), "redis without the password: {anonymous:?}");
+    assert_eq!(sh("worker1", "stat -c '%a %U:%G' /etc/redis/redis.conf"), "640 root:redis");
+    // puma and faye listen on the private address, not on every interface.
+    assert_eq!(sh("app1", "ss -ltnH 'sport = :3000' | awk '{print $4}'"), "10.77.0.22:3000", "puma's listening socket on app1");
+    assert_eq!(sh("faye1", "ss -ltnH 'sport = :9293' | awk '{print $4}'"), "10.77.0.27:9293");
 }
 
 /// Must show 3: a job posted through nginx runs on worker1; its row is on db1 and db2.

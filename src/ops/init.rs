@@ -48,7 +48,7 @@ impl VerbReport for InitReport {
             "next:".to_string(),
             format!("  cd {}", self.dir),
             "  edit inventories/staging.yml: the hosts' addresses (placeholders now), admin_keys and deploy_keys".to_string(),
-            format!("  export {env}_SECRET_KEY_BASE=... {env}_MYSQL_PASSWORD=...     # secrets come from the environment"),
+            format!("  export {env}_SECRET_KEY_BASE=... {env}_MYSQL_PASSWORD=... {env}_REDIS_PASSWORD=...     # secrets come from the environment"),
             "  provision validate inventories/staging.yml       # checks everything without connecting".to_string(),
             "  provision bootstrap inventories/staging.yml      # fresh servers: root with a key -> ready".to_string(),
             "  provision inventories/staging.yml --check        # what would change, with diffs".to_string(),
