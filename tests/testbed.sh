@@ -14,6 +14,8 @@
 #   tests/testbed.sh up [--rebuild-base] NAME[=ADDRESS]... | N
 #   tests/testbed.sh down [NAME...]     (no names: everything the testbed made)
 #   tests/testbed.sh status | inventory | ssh NAME [CMD...]
+#   tests/testbed.sh sim up N | down | inventory [N] [ROLE...] | status
+#                                       (light simulated hosts: tests/testbed_sim.sh)
 set -euo pipefail
 
 STATE=${PROVISION_TESTBED:-/var/lib/provision-testbed}
@@ -524,6 +526,8 @@ cmd_down() {
   umount_below "$STATE/base.tmp"   # a base build that crashed
   rm -rf --one-file-system "$HOSTS" "$STATE/base.tmp"
   rm -f "$INVENTORY" "$INVENTORY.tmp" "$KNOWN"
+  # The simulated hosts too: `down` leaves nothing the testbed made.
+  "$(dirname "$0")/testbed_sim.sh" down
   log "down (the cached base and the key are kept in $STATE)"
 }
 
@@ -569,6 +573,7 @@ main() {
     status) cmd_status ;;
     ssh) cmd_ssh "$@" ;;
     inventory) echo "$INVENTORY" ;;
+    sim) exec "$(dirname "$0")/testbed_sim.sh" "$@" ;;
     *) awk 'NR > 1 && !/^#/ {exit} NR > 1 {sub(/^# ?/, ""); print}' "$0" >&2; exit 2 ;;
   esac
 }

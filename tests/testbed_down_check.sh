@@ -2,6 +2,8 @@
 # testbed_down_check.sh — run after `tests/testbed.sh down`: fails (non-zero,
 # one line per leftover) if anything the testbed makes is still there.
 # The cached base and the key are meant to stay and are not checked.
+# With --sim, only what `tests/testbed.sh sim up` makes is checked (the simulated
+# hosts' host keys are meant to stay too).
 set -euo pipefail
 
 STATE=${PROVISION_TESTBED:-/var/lib/provision-testbed}
@@ -10,6 +12,29 @@ leftovers=0
 leftover() { echo "testbed down check: leftover: $*" >&2; leftovers=$((leftovers + 1)); }
 
 [[ $(id -u) -eq 0 ]] || { echo "testbed down check: must run as root" >&2; exit 1; }
+
+# ---- the simulated hosts (tests/testbed_sim.sh)
+SIM=$STATE/sim
+while read -r ns; do
+  leftover "network namespace $ns"
+done < <(ip netns list | awk '$1 ~ /^pvsim-/ {print $1}')
+while read -r link; do
+  leftover "link $link"
+done < <(ip -o link show | awk -F': ' '{print $2}' | cut -d@ -f1 | grep -E '^(pvsim0|pvs[0-9]+)$' || true)
+# Their sshds: started with a config below $SIM (any namespace).
+while read -r pid args; do
+  leftover "process $pid: $args"
+done < <(pgrep -a -f "sshd -D -e -f $SIM/" || true)
+[[ ! -e /srv/sim ]] || leftover "/srv/sim: $(ls -A /srv/sim | head -5 | tr '\n' ' ')"
+for f in hosts known_hosts inventory.yml sysctl.orig authorized_keys made_dirs; do
+  [[ ! -e $SIM/$f ]] || leftover "$SIM/$f"
+done
+
+if [[ ${1:-} == --sim ]]; then
+  if ((leftovers)); then echo "testbed down check (sim): FAILED, $leftovers leftover(s)" >&2; exit 1; fi
+  echo "testbed down check (sim): ok, nothing left behind"
+  exit 0
+fi
 
 # Mounts: the per-host overlays (and anything else) below the state dir.
 while read -r target; do
