@@ -26,6 +26,8 @@ cargo build --locked --release --bin provision >"$release_log" 2>&1 &
 release_pid=$!
 export PROVISION_RELEASE_BIN="${CARGO_TARGET_DIR:-$PWD/target}/release/provision"
 
+# tests/sim.rs brings its own 500 simulated hosts up and down (tests/testbed.sh sim), so
+# only that test pays for them; the teardown's `down` also takes them down if it died.
 # Core and fault tests use t1..t3, the bootstrap test t4; the stack test uses the sandbox topology (fixed addresses, the
 # same as inventories/sandbox.yml).
 SANDBOX=(web1=10.77.0.21 app1=10.77.0.22 app2=10.77.0.23 worker1=10.77.0.24 db1=10.77.0.25 db2=10.77.0.26 faye1=10.77.0.27)
@@ -33,7 +35,7 @@ teardown() {
   local rc=$?
   echo "== testbed down"
   tests/testbed.sh down || rc=1
-  tests/testbed_down_check.sh || rc=1
+  tests/testbed_down_check.sh || rc=1   # the simulated hosts' leftovers too
   exit $rc
 }
 trap teardown EXIT
