@@ -42,6 +42,54 @@ impl Drop for Sim {
     }
 }
 
+/// Issue 14's warm runs, on 20 of the simulated hosts: a no-op that reuses the persistent
+/// masters (`--persist`) against one that logs in to every host, best of three each; then,
+/// after a short window, no master is left running.
+fn warm_runs_at_twenty_hosts(project: &Path) {
+    const N: usize = 20;
+    let runtime = tempfile::tempdir().expect("tempdir");
+    let inv = testbed(&["sim", "inventory", &N.to_string(), "simwork"]);
+    assert!(inv.status.success(), "sim inventory: {}", all(&inv));
+    std::fs::write(project.join("inventories/sim20.yml"), &inv.stdout).expect("write inventory");
+    let run = |extra: &[&str]| {
+        let t = Instant::now();
+        let o = Command::new(env!("CARGO_BIN_EXE_provision"))
+            .current_dir(project)
+            .env("NO_COLOR", "1")
+            .env("XDG_RUNTIME_DIR", runtime.path())
+            .args(["inventories/sim20.yml", "--forks", "20", "--format", "json"])
+            .args(extra)
+            .output()
+            .expect("run provision");
+        let secs = t.elapsed().as_secs_f64();
+        assert!(o.status.success(), "{}", all(&o));
+        let j: serde_json::Value = serde_json::from_slice(&o.stdout).expect("JSON report");
+        assert_eq!(j["summary"]["hosts"], N);
+        assert_eq!(j["summary"]["changes"], 0, "{}", j["summary"]);
+        secs
+    };
+    let masters = || {
+        let o = Command::new("pgrep").args(["-f", &format!("ssh .*-S {}/", runtime.path().display())]).output().expect("pgrep");
+        String::from_utf8_lossy(&o.stdout).lines().count()
+    };
+    let best = |extra: &[&str]| (0..3).map(|_| run(extra)).fold(f64::MAX, f64::min);
+    let cold = best(&[]);
+    run(&["--persist", "60"]);
+    assert_eq!(masters(), N, "one kept master per host");
+    let warm = best(&["--persist", "60"]);
+    let ratio = cold / warm;
+    common::record(&format!("sim: warm runs at {N} hosts: cold no-op {cold:.2} s, warm no-op {warm:.2} s: {ratio:.1}x"));
+    assert!(ratio >= 3.0, "a warm no-op at {N} hosts should be at least 3x faster than a cold one: cold {cold:.2} s, warm {warm:.2} s");
+    // The window: after a run with a 2 s window, the masters end by themselves.
+    let _ = Command::new("pkill").args(["-f", &format!("ssh .*-S {}/", runtime.path().display())]).status();
+    run(&["--persist", "2"]);
+    let deadline = Instant::now() + std::time::Duration::from_secs(30);
+    while masters() > 0 && Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
+    assert_eq!(masters(), 0, "masters left after the window");
+}
+
 fn read(path: &str) -> String {
     std::fs::read_to_string(path).unwrap_or_else(|e| panic!("cannot read {path}: {e}"))
 }
@@ -108,6 +156,8 @@ fn five_hundred_simulated_hosts_one_round_trip_each_and_nothing_left() {
         "sim: {HOSTS} simulated hosts up in {up_secs:.0} s; {RESOURCES} resources each, --forks {FORKS}: apply {apply_secs:.1} s, no-op {noop_secs:.1} s (1 round trip per host); no-op/apply {:.2}",
         noop_secs / apply_secs
     ));
+
+    warm_runs_at_twenty_hosts(dir.path());
 
     let down = testbed(&["sim", "down"]);
     assert!(down.status.success(), "sim down: {}", all(&down));
