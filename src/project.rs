@@ -28,9 +28,10 @@ pub struct Selection {
     pub persist: Option<u64>,
 }
 
-/// Share K of N of the selected hosts: those at positions K, K+N, K+2N, ... (1-based) of the
-/// selection in inventory order. N controllers running shards 1/N to N/N together cover
-/// every selected host exactly once.
+/// Share K of N of the selected hosts, by a hash of each host's name: N controllers running
+/// shards 1/N to N/N together cover every selected host exactly once, and a host stays in
+/// its shard when others are added to or removed from the inventory (a retried shard, or an
+/// Indexed Job's next run, works on the same hosts).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Shard {
     pub index: usize,
@@ -51,9 +52,12 @@ impl std::str::FromStr for Shard {
 }
 
 impl Shard {
-    /// Whether the host at `position` (0-based) of the selection is in this shard.
-    pub fn has(&self, position: usize) -> bool {
-        position % self.count == self.index - 1
+    /// Whether the host named `name` is in this shard.
+    pub fn has(&self, name: &str) -> bool {
+        let digest = <sha2::Sha256 as sha2::Digest>::digest(name.as_bytes());
+        let mut first = [0u8; 8];
+        first.copy_from_slice(&digest[..8]);
+        (u64::from_be_bytes(first) % self.count as u64) as usize == self.index - 1
     }
 }
 
@@ -99,9 +103,8 @@ impl Project {
             Ok(hosts) => hosts
                 .into_iter()
                 .filter(|h| selection.roles.is_empty() || h.roles.iter().any(|r| selection.roles.contains(r)))
-                .enumerate()
-                .filter(|(i, _)| selection.shard.map_or(true, |s| s.has(*i)))
-                .map(|(_, h)| h.clone())
+                .filter(|h| selection.shard.map_or(true, |s| s.has(&h.name)))
+                .cloned()
                 .collect(),
             Err(e) => {
                 errors.0.extend(e.0);

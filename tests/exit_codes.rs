@@ -124,8 +124,8 @@ fn completions_and_the_man_page_come_from_the_parser() {
     assert!(man.stdout.contains("release"), "the man page lists the verbs");
 }
 
-/// `--shard K/N` over 4 shards covers every selected host exactly once, in the same order,
-/// and the shards' JSON host lists merge into the unsharded run's. The hosts are loopback
+/// `--shard K/N` over 4 shards covers every selected host exactly once, and `provision report
+/// merge` of the shards' JSON reports equals the unsharded run's host list and summary. The hosts are loopback
 /// ports where nothing listens: each fails at once, and still appears in the report.
 #[test]
 fn four_shards_cover_every_host_exactly_once() {
@@ -137,21 +137,46 @@ fn four_shards_cover_every_host_exactly_once() {
         inv.push_str(&format!("  u{i}: {{address: 127.0.0.1, port: {i}, roles: [r]}}\n"));
     }
     p.write("inventories/test.yml", &inv);
-    let hosts = |args: &[&str]| -> Vec<String> {
+    let report = |args: &[&str]| -> serde_json::Value {
         let r = p.run(&[&["--check", "--format", "json"], args].concat());
         assert_eq!(r.code, FAILED, "nothing listens there: {}", r.all());
-        r.json()["hosts"].as_array().expect("hosts").iter().map(|h| h["host"].as_str().unwrap_or_default().to_string()).collect()
+        r.json()
     };
-    let all = hosts(&[]);
+    let names = |j: &serde_json::Value| -> Vec<String> { j["hosts"].as_array().expect("hosts").iter().map(|h| h["host"].as_str().unwrap_or_default().to_string()).collect() };
+    let unsharded = report(&[]);
+    let all = names(&unsharded);
     assert_eq!(all.len(), 10);
-    let shards: Vec<Vec<String>> = (1..=4).map(|k| hosts(&["--shard", &format!("{k}/4")])).collect();
-    assert_eq!(shards.iter().map(Vec::len).collect::<Vec<_>>(), vec![3, 3, 2, 2], "balanced: {shards:?}");
-    let mut merged: Vec<String> = shards.concat();
-    merged.sort_by_key(|h| all.iter().position(|a| a == h));
-    assert_eq!(merged, all, "each host in exactly one shard");
+    let shards: Vec<serde_json::Value> = (1..=4).map(|k| report(&["--shard", &format!("{k}/4")])).collect();
+    let mut covered: Vec<String> = shards.iter().flat_map(names).collect();
+    covered.sort_by_key(|h| all.iter().position(|a| a == h));
+    assert_eq!(covered, all, "each host in exactly one shard: {:?}", shards.iter().map(names).collect::<Vec<_>>());
+    // A shard is stable: the same hosts every time, and a host keeps its shard when another
+    // is added to the inventory.
+    assert_eq!(names(&report(&["--shard", "3/4"])), names(&shards[2]));
+    // The shards' reports merge into the unsharded one.
+    for (k, s) in shards.iter().enumerate() {
+        p.write(&format!("shard-{}.json", k + 1), &s.to_string());
+    }
+    let files: Vec<String> = (1..=4).map(|k| format!("shard-{k}.json")).collect();
+    let mut args: Vec<&str> = vec!["merge", "--inventory", "inventories/test.yml"];
+    args.extend(files.iter().map(String::as_str));
+    let merged = run_provision(p.dir.path(), &["report"], &args);
+    assert_eq!(merged.code, FAILED, "every host failed, as in the unsharded run: {}", merged.all());
+    let merged: serde_json::Value = serde_json::from_str(&merged.stdout).expect("merged JSON");
+    assert_eq!(names(&merged), all, "the merged host list is the unsharded run's, in its order");
+    assert_eq!(merged["summary"], unsharded["summary"]);
+    assert_eq!(merged["mode"], "check");
+    // Not one run: a host twice, or a check merged with an apply, is refused.
+    let twice = run_provision(p.dir.path(), &["report"], &["merge", "shard-1.json", "shard-1.json"]);
+    assert!(twice.code == FAILED && twice.stderr.contains("is in two reports"), "{}", twice.all());
+    let inv_more = format!("{inv}  u11: {{address: 127.0.0.1, port: 11, roles: [r]}}\n");
+    p.write("inventories/test.yml", &inv_more);
+    let with_new: Vec<String> = names(&report(&["--shard", "3/4"])).into_iter().filter(|h| h != "u11").collect();
+    assert_eq!(with_new, names(&shards[2]), "a host added elsewhere moves no host between shards");
+    p.write("inventories/test.yml", &inv);
     // With --limit, the shards split the selection.
-    let limited = hosts(&["--limit", "u2", "--limit", "u3", "--limit", "u4", "--shard", "2/2"]);
-    assert_eq!(limited, vec!["u3".to_string()]);
+    let limited: Vec<String> = (1..=2).flat_map(|k| names(&report(&["--limit", "u2", "--limit", "u3", "--limit", "u4", "--shard", &format!("{k}/2")]))).collect();
+    assert_eq!(limited.len(), 3, "{limited:?}");
     for bad in ["0/4", "5/4", "1/0", "x"] {
         assert_eq!(p.run(&["--check", "--shard", bad]).code, USAGE, "--shard {bad}");
     }

@@ -11,8 +11,8 @@ pub struct ConvergeArgs {
     /// Show the plan with diffs and change nothing
     #[arg(long)]
     pub check: bool,
-    /// Only share K of N of the selected hosts, so that N controllers can split a large
-    /// inventory (each host lands in exactly one shard)
+    /// Only share K of N of the selected hosts (by a hash of the host's name), so that N
+    /// controllers can split a large inventory (each host lands in exactly one shard)
     #[arg(long, value_name = "K/N")]
     pub shard: Option<crate::project::Shard>,
 }

@@ -11,6 +11,7 @@ mod init;
 mod man;
 mod release;
 mod releases;
+mod report;
 mod roles;
 mod rollback;
 mod tasks;
@@ -68,6 +69,8 @@ pub enum Command {
     /// Run a role's action (ROLE:VERB) on the hosts with that role, as the deploy user
     #[command(name = "do", after_help = do_action::HELP)]
     Do(do_action::DoArgs),
+    /// Merge the JSON reports of a sharded run (`report merge`)
+    Report(report::ReportArgs),
     /// Refresh the shipped roles in a project (`roles update`), keeping your edits
     Roles(roles::RolesArgs),
     /// List every role's actions with their descriptions
@@ -118,6 +121,7 @@ pub fn main() -> i32 {
         Some(Command::Do(a)) => do_action::run(a),
         Some(Command::Tasks(a)) => tasks::run(a),
         Some(Command::Roles(a)) => roles::run(a),
+        Some(Command::Report(a)) => report::run(a),
         Some(Command::Completions(a)) => completions::run(a),
         Some(Command::Man) => man::run(),
     }

@@ -12,6 +12,7 @@ mod init;
 mod release;
 mod releases;
 mod rollback;
+mod report_merge;
 mod roles_update;
 
 pub use crate::project::Selection;
@@ -23,6 +24,7 @@ pub use do_action::{run_do, DoOptions, DoReport, DoResult};
 pub use release::{release, ReleaseOptions, ReleaseReport};
 pub use releases::{releases, HostReleases, ReleasesReport};
 pub use rollback::{rollback, RollbackReport};
+pub use report_merge::{merge, MergeOptions, Merged};
 pub use roles_update::{roles_update, RolesUpdateOptions, RolesUpdateReport};
 
 use crate::report::{HostReport, HostStatus, RunReport, Summary, JSON_FORMAT_VERSION};
