@@ -239,10 +239,10 @@ fn load_includes(dir: &Path, doc: &Doc, stack: &mut Vec<String>, files: &mut Ind
         };
         let plain = name.ends_with(".yml") && !name.starts_with('/') && name.split('/').all(|c| !c.is_empty() && c != "." && c != "..");
         if !plain {
-            return Err(doc.error(&at, format!("`include: {name}` must name a .yml file under the role's tasks/ directory")).help("write `- include: setup.yml`, for roles/NAME/tasks/setup.yml"));
+            return Err(doc.error(&at, format!("`include: {}` must name a .yml file under the role's tasks/ directory", crate::terminal::printable(name))).help("write `- include: setup.yml`, for roles/NAME/tasks/setup.yml"));
         }
         if stack.iter().any(|s| s == name) || stack.len() > MAX_INCLUDE_DEPTH {
-            return Err(doc.error(&at, format!("task files include each other in a cycle (or more than {MAX_INCLUDE_DEPTH} deep): {} -> {name}", stack.join(" -> "))));
+            return Err(doc.error(&at, format!("task files include each other in a cycle (or more than {MAX_INCLUDE_DEPTH} deep): {} -> {}", stack.join(" -> "), crate::terminal::printable(name))));
         }
         if files.contains_key(name) {
             continue;
@@ -251,13 +251,13 @@ fn load_includes(dir: &Path, doc: &Doc, stack: &mut Vec<String>, files: &mut Ind
         let file = dir.join("tasks").join(name);
         if let (Ok(real), Ok(base)) = (file.canonicalize(), dir.join("tasks").canonicalize()) {
             if !real.starts_with(&base) {
-                return Err(doc.error(&at, format!("`include: {name}` leads outside the role's tasks/ directory")).help("keep included task files inside roles/NAME/tasks/"));
+                return Err(doc.error(&at, format!("`include: {}` leads outside the role's tasks/ directory", crate::terminal::printable(name))).help("keep included task files inside roles/NAME/tasks/"));
             }
         }
         let included = match load_optional(&file)? {
             Some(d) if matches!(d.value, Value::Sequence(_)) => d,
             Some(d) => return Err(d.error(&[], "an included task file must be a list of tasks").help("start each task with `- `")),
-            None => return Err(doc.error(&at, format!("`include: {name}`: there is no roles/{}/tasks/{name}", dir.file_name().unwrap_or_default().to_string_lossy()))),
+            None => return Err(doc.error(&at, format!("`include: {}`: there is no roles/{}/tasks/{}", crate::terminal::printable(name), dir.file_name().unwrap_or_default().to_string_lossy(), crate::terminal::printable(name)))),
         };
         stack.push(name.to_string());
         load_includes(dir, &included, stack, files)?;

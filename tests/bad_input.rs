@@ -273,3 +273,30 @@ fn an_argument_that_is_only_an_undefined_variable_is_an_error() {
     let p = project("- command: {run: \"{{ not_set }}\", creates: /x}\n");
     rejected(&p, &["roles/r/tasks.yml:1:22", "undefined variable `not_set`"]);
 }
+
+/// `- include: NAME` reads the file of that name under the role's tasks/, as a name and
+/// nothing else: quotes, `\`, `$()`, backquotes, a newline and a leading `-` are characters
+/// of a file name (the included file's own error proves it was the one read), and nothing
+/// runs; a name that would leave tasks/ is refused at the include's line.
+#[test]
+fn include_names_are_file_names_never_code() {
+    let marker = std::env::temp_dir().join(format!("pv-include-marker-{}", std::process::id()));
+    let m = marker.display().to_string();
+    let names = ["a'b.yml".to_string(), "a\"b.yml".into(), "a\\b.yml".into(), format!("$(touch {m}).yml"), format!("`touch {m}`.yml"), "-x.yml".into(), "a\nb.yml".into(), "sub dir/ok.yml".into()];
+    for (i, name) in names.iter().enumerate() {
+        let include = serde_json::to_string(name).expect("json");
+        let p = project(&format!("- include: {include}\n"));
+        p.write(&format!("roles/r/tasks/{name}"), &format!("- bogus_module_{i}: {{}}\n"));
+        let v = common::run_provision(p.dir.path(), &["validate", "inventories/test.yml"], &[]);
+        assert_eq!(v.code, 1, "{name:?}: {}", v.all());
+        assert!(v.stderr.contains(&format!("unknown module `bogus_module_{i}`")), "{name:?} was not read as a file name: {}", v.all());
+    }
+    assert!(!marker.exists(), "an include name ran as code");
+    for name in ["../tasks.yml", "/etc/x.yml", "x.yaml", "a/../../b.yml", "./x.yml", ""] {
+        let include = serde_json::to_string(name).expect("json");
+        let p = project(&format!("- include: {include}\n"));
+        let v = common::run_provision(p.dir.path(), &["validate", "inventories/test.yml"], &[]);
+        assert_eq!(v.code, 1, "{name:?}: {}", v.all());
+        assert!(v.stderr.contains("roles/r/tasks.yml:1:") && v.stderr.contains("must name a .yml file under the role's tasks/ directory"), "{name:?}: {}", v.all());
+    }
+}
