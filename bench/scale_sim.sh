@@ -9,7 +9,10 @@
 # and the floor; default 50), BENCH_RUNS (floor and provision no-op runs, median; default 3),
 # BENCH_TOOLS (default "provision pyinfra ansible"), BENCH_ANSIBLE_MAX_HOSTS (Ansible only
 # up to this many hosts, default 100: at 500 one run takes far longer than the rest of the
-# bench), BENCH_TIMEOUT (seconds a run may take, default 1200), BENCH_VENV (default
+# bench), BENCH_TIMEOUT (seconds a run may take, default 1200; BENCH_TIMEOUT_PYINFRA,
+# _ANSIBLE, ... per tool; a run killed at its timeout is reported as a lower bound),
+# BENCH_CHANGING_TOOLS (the tools that also get a changing run, default all; the others run
+# their no-op on the hosts provision converged: the same end state), BENCH_VENV (default
 # /var/cache/provision-bench/venv), ANSIBLE_CORE_VERSION, PYINFRA_VERSION, PROVISION_BIN
 # (default: the release build, built here), BENCH_KEEP_SIM=1 (leave the simulated hosts up).
 #
@@ -29,6 +32,14 @@ ANSIBLE_CORE_VERSION=${ANSIBLE_CORE_VERSION:-2.19.14}
 PYINFRA_VERSION=${PYINFRA_VERSION:-3.10.0}
 log() { echo "scale bench: $*" >&2; }
 [[ $(id -u) -eq 0 ]] || { echo "scale bench: run as root (the simulated hosts need it)" >&2; exit 1; }
+
+# The exact command, for RESULTS.md.
+cmd="bench/scale_sim.sh"
+for v in BENCH_HOSTS BENCH_FORKS BENCH_RUNS BENCH_TOOLS BENCH_CHANGING_TOOLS BENCH_ANSIBLE_MAX_HOSTS BENCH_TIMEOUT \
+    BENCH_TIMEOUT_PYINFRA BENCH_TIMEOUT_ANSIBLE PROVISION_BIN; do
+  [[ -n ${!v:-} ]] && cmd="$v=\"${!v}\" $cmd"
+done
+export BENCH_COMMAND=$cmd
 
 if [[ -z ${PROVISION_BIN:-} ]]; then
   log "building provision (release)"

@@ -37,6 +37,12 @@ RUNS = int(os.environ.get("BENCH_RUNS", "3"))
 TOOLS = os.environ.get("BENCH_TOOLS", "provision pyinfra ansible").split()
 ANSIBLE_MAX = int(os.environ.get("BENCH_ANSIBLE_MAX_HOSTS", "100"))
 TIMEOUT = int(os.environ.get("BENCH_TIMEOUT", "1200"))
+# Per tool: BENCH_TIMEOUT_PYINFRA=600 ... A run that times out is killed and reported as a
+# lower bound ("> T s"), which is what a ratio target needs.
+TIMEOUTS = {t: int(os.environ.get(f"BENCH_TIMEOUT_{t.upper()}", TIMEOUT)) for t in ["floor", "provision", "pyinfra", "ansible"]}
+# The tools that also get a changing run (default: all). A tool left out runs its no-op on
+# the hosts as provision's runs left them: the same end state, as the workloads are the same.
+CHANGING = os.environ.get("BENCH_CHANGING_TOOLS", "provision pyinfra ansible").split()
 WORK = f"{os.environ.get('BENCH_WORK', '/tmp/pv-scale-bench')}"
 CLK = os.sysconf("SC_CLK_TCK")
 PAGE_KB = os.sysconf("SC_PAGE_SIZE") // 1024
@@ -127,7 +133,7 @@ def kill_leftovers():
     reap()
 
 
-def measure(cmd, cwd, env, logfile):
+def measure(cmd, cwd, env, logfile, timeout=TIMEOUT):
     kill_leftovers()
     peak = {"rss": 0, "pss": 0, "procs": 0, "stop": False}
 
@@ -154,7 +160,7 @@ def measure(cmd, cwd, env, logfile):
             if pid == p.pid:
                 break
             if pid == 0:
-                if time.monotonic() - t0 > TIMEOUT and not timed_out:
+                if time.monotonic() - t0 > timeout and not timed_out:
                     timed_out = True
                     p.kill()
                 time.sleep(0.02)
@@ -254,12 +260,24 @@ def main():
     set_subreaper()
     os.makedirs(f"{BENCH}/results/scale_logs", exist_ok=True)
     results = {}
+    machine = (f"{os.cpu_count()} cores, {os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.1f} GiB, "
+               f"Linux {os.uname().release}; hosts and controller share these cores, and other work ran on the machine "
+               "(load average at each run's start in bench/results/scale_sim.json)")
+    versions = {}
+    for name, cmd in [("provision", [PROVISION, "--version"]), ("pyinfra", [f"{VENV}/pyinfra", "--version"]),
+                      ("ansible", [f"{VENV}/ansible-playbook", "--version"]), ("ssh", ["ssh", "-V"])]:
+        try:
+            p = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+            versions[name] = ((p.stdout or p.stderr).strip().splitlines() or ["?"])[0]
+        except OSError:
+            versions[name] = "?"
     started = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
 
     def save():
         # After every tool, so that an interrupted bench keeps what it measured.
         finished = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
-        out = {"started": started, "finished": finished, "forks": FORKS, "runs": RUNS, "results": results}
+        out = {"started": started, "finished": finished, "forks": FORKS, "runs": RUNS, "results": results,
+               "command": os.environ.get("BENCH_COMMAND", "bench/scale_sim.sh"), "machine": machine, "versions": versions}
         with open(f"{BENCH}/results/scale_sim.json", "w") as f:
             json.dump(out, f, indent=1, default=str)
         return out
@@ -269,7 +287,7 @@ def main():
 
         def run(tool, kind, i=0):
             cmd, cwd, env = command(tool, n, d)
-            res = measure(cmd, cwd, env, f"{BENCH}/results/scale_logs/{tool}-{kind}-{n}-{i}.log")
+            res = measure(cmd, cwd, env, f"{BENCH}/results/scale_logs/{tool}-{kind}-{n}-{i}.log", TIMEOUTS[tool])
             res["tool"], res["kind"] = tool, kind
             if tool == "provision":
                 res["problem"] = provision_check(res, kind == "no-op")
@@ -280,16 +298,23 @@ def main():
 
         r["floor"] = {"no-op": [run("floor", "no-op", i) for i in range(RUNS)]}
         save()
-        for tool in TOOLS:
+        # provision first: its converged hosts are where a tool without a changing run starts.
+        for tool in sorted(TOOLS, key=lambda t: t != "provision"):
             if tool == "ansible" and n > ANSIBLE_MAX:
                 log(f"{n} hosts: ansible skipped (BENCH_ANSIBLE_MAX_HOSTS={ANSIBLE_MAX})")
                 continue
-            reset(n)
-            r[tool] = {"changing": [run(tool, "changing")]}
+            r[tool] = {}
+            if tool in CHANGING:
+                reset(n)
+                r[tool]["changing"] = [run(tool, "changing")]
             runs = RUNS if tool == "provision" else 1
             r[tool]["no-op"] = [run(tool, "no-op", i) for i in range(runs)]
             save()
     report(save())
+
+
+class Bound(float):
+    """A lower bound: the run was killed at its timeout."""
 
 
 def med(rs, key):
@@ -297,40 +322,107 @@ def med(rs, key):
 
 
 def report(out):
-    print(f"\nScale bench on simulated hosts, --forks/--parallel/forks {out['forks']} for every tool "
-          f"({out['started']} to {out['finished']}); medians of {out['runs']} runs for the floor and provision's no-op, one run otherwise.\n")
-    print("| hosts | run | floor | provision | pyinfra | ansible | provision/floor | pyinfra/provision | ansible/provision | peak PSS provision / pyinfra / ansible / floor (MB) | provision PSS per host (MB) | cpu provision / pyinfra / ansible / floor (s) |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    """The results as a Markdown section: printed, written to bench/results/scale_sim.md and
+    spliced into bench/RESULTS.md between its markers (bench/lib/bench.py keeps it there)."""
+    L = []
+    L.append("## Scale: 100 and 500 simulated hosts (issue 14)")
+    L.append("")
+    L.append("Generated by `bench/scale_sim/scale.py` (via `bench/scale_sim.sh`); the notes below the")
+    L.append("tables are `bench/scale_sim/notes.md`.")
+    L.append("")
+    L.append(f"- **Command:** `{out.get('command', 'bench/scale_sim.sh')}`")
+    L.append(f"- **When:** {out['started']} to {out['finished']}")
+    if out.get("machine"):
+        L.append(f"- **Machine:** {out['machine']}")
+    if out.get("versions"):
+        L.append("- **Versions:** " + "; ".join(f"{k}: {v}" for k, v in out["versions"].items()))
+    L.append(f"- **Hosts:** simulated (`tests/testbed.sh sim`: an sshd per network namespace, on this machine). "
+             f"**Parallelism:** {out['forks']} for every tool (`--forks`, `--parallel`, Ansible's `forks`) and the floor (`xargs -P`).")
+    L.append(f"- **Runs:** the floor and provision's no-op {out['runs']} times (median), every other run once; "
+             "each changing run starts from empty host directories.")
+    L.append("- **Workload:** 25 resources per host (8 directories, 16 files with content and modes, a link) under "
+             "`/srv/sim/NAME`, the same for every tool (`bench/scale_sim/{provision,pyinfra,ansible}`).")
+    L.append("")
+    L.append("Wall time in seconds; ratios of wall times; the peak PSS of the controller's whole process tree "
+             "(the tool, its forks and every ssh process it started, ControlMasters included), sampled every 0.2 s; "
+             "controller CPU (user+sys of that tree).")
+    L.append("")
+    L.append("| hosts | run | floor | provision | pyinfra | ansible | provision/floor | pyinfra/provision | ansible/provision | peak PSS provision / pyinfra / ansible / floor (MB) | provision PSS per host (MB) | cpu provision / pyinfra / ansible / floor (s) |")
+    L.append("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    verdicts = []
     for n, r in out["results"].items():
         for kind in ["no-op", "changing"]:
             def g(tool, key="wall"):
                 rs = r.get(tool, {}).get(kind)
                 if not rs:
                     return None
-                if any(x["timed_out"] or x["rc"] != 0 for x in rs):
+                if any(x["timed_out"] for x in rs):
+                    # Killed at its timeout: the wall time is a lower bound, nothing else is a result.
+                    return Bound(min(x["wall"] for x in rs)) if key == "wall" else None
+                if any(x["rc"] != 0 for x in rs):
                     return "fail"
                 return med(rs, key)
 
             def f(v, p=2):
+                if isinstance(v, Bound):
+                    return f"> {float(v):.0f} (timed out)"
                 return "–" if v is None else ("failed" if v == "fail" else f"{v:.{p}f}")
 
             def ratio(a, b):
-                return "–" if not isinstance(a, float) or not isinstance(b, float) else f"{a / b:.2f}"
+                if not isinstance(a, float) or not isinstance(b, float):
+                    return "–"
+                return ("≥ " if isinstance(a, Bound) else "") + f"{a / b:.2f}"
 
             fl = g("floor") if kind == "no-op" else None
             pv, py, an = g("provision"), g("pyinfra"), g("ansible")
             mem = " / ".join(f(g(t, "pss_mb"), 0) for t in ["provision", "pyinfra", "ansible"]) + " / " + (f(g("floor", "pss_mb"), 0) if kind == "no-op" else "–")
             per_host = g("provision", "pss_mb")
             cpu = " / ".join(f(g(t, "cpu"), 1) for t in ["provision", "pyinfra", "ansible"]) + " / " + (f(g("floor", "cpu"), 1) if kind == "no-op" else "–")
-            print(f"| {n} | {kind} | {f(fl)} | {f(pv)} | {f(py)} | {f(an)} | {ratio(pv, fl)} | {ratio(py, pv)} | {ratio(an, pv)} | {mem} | "
-                  f"{f(per_host / int(n) if isinstance(per_host, float) else None, 3)} | {cpu} |")
-    print()
-    for n, r in out["results"].items():
-        for x in r.get("provision", {}).get("no-op", []):
-            if x.get("problem"):
-                print(f"- {n} hosts: provision no-op problem: {x['problem']}")
-        rts = sorted({t for x in r.get("provision", {}).get("no-op", []) for t in x.get("round_trips", [])})
-        print(f"- {n} hosts: provision no-op round trips per host seen: {rts}")
+            L.append(f"| {n} | {kind} | {f(fl)} | {f(pv)} | {f(py)} | {f(an)} | {ratio(pv, fl)} | {ratio(py, pv)} | {ratio(an, pv)} | {mem} | "
+                     f"{f(per_host / int(n) if isinstance(per_host, float) else None, 3)} | {cpu} |")
+            if kind == "no-op" and isinstance(pv, float):
+                if isinstance(fl, float):
+                    verdicts.append((n, "no-op within 1.5× the floor", f"{pv / fl:.2f}× ({pv:.2f} s vs {fl:.2f} s)", pv <= 1.5 * fl))
+                if isinstance(py, float):
+                    bound = "at least " if isinstance(py, Bound) else ""
+                    verdicts.append((n, "no-op at least 5× faster than pyinfra",
+                                     f"{bound}{py / pv:.1f}× ({pv:.2f} s vs {'more than ' if bound else ''}{py:.2f} s)", py >= 5 * pv))
+                rts = sorted({t for x in r["provision"]["no-op"] for t in x.get("round_trips", [])})
+                verdicts.append((n, "no-op: one round trip per host", f"round trips per host seen: {rts}", rts == [1]))
+                pss = g("provision", "pss_mb")
+                if isinstance(pss, float):
+                    verdicts.append((n, "controller memory per host (no-op, stated)",
+                                     f"{pss:.0f} MB PSS peak / {n} hosts = {pss / int(n):.3f} MB a host ({g('provision', 'rss_mb'):.0f} MB RSS)", None))
+    L.append("")
+    L.append("| hosts | target | measured | verdict |")
+    L.append("|---|---|---|---|")
+    for n, what, measured, ok in verdicts:
+        L.append(f"| {n} | {what} | {measured} | {'–' if ok is None else ('**met**' if ok else '**missed**')} |")
+    L.append("")
+    notes = f"{HERE}/notes.md"
+    if os.path.exists(notes):
+        L.append(open(notes).read().strip())
+        L.append("")
+    text = "\n".join(L) + "\n"
+    print(text)
+    with open(f"{BENCH}/results/scale_sim.md", "w") as f:
+        f.write(text)
+    splice_results_md(text)
+
+
+BEGIN, END = "<!-- scale_sim: begin -->", "<!-- scale_sim: end -->"
+
+
+def splice_results_md(text):
+    path = f"{BENCH}/RESULTS.md"
+    md = open(path).read() if os.path.exists(path) else "# Bench results\n"
+    block = f"{BEGIN}\n{text}{END}\n"
+    if BEGIN in md and END in md:
+        md = md[:md.index(BEGIN)] + block + md[md.index(END) + len(END) + 1:]
+    else:
+        md = md.rstrip("\n") + "\n\n" + block
+    with open(path, "w") as f:
+        f.write(md)
 
 
 if __name__ == "__main__":
