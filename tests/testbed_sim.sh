@@ -7,8 +7,13 @@
 # workload must write under its own directory, /srv/sim/NAME, given to it as the
 # host variable `sim_dir`), except two per-host directories bind-mounted in a
 # private mount namespace: /var/lib/provision (provision's run lock and handler
-# journal) and /tmp (provision's run dirs, ansible's and pyinfra's temp files),
-# so that no two simulated hosts share a lock or a temp dir.
+# journal), /tmp (provision's run dirs, ansible's and pyinfra's temp files) and
+# /root (the login's home: empty, so no dotfile of the machine's root runs in a
+# session, and tools' ~/.ansible and the like stay per host), so that no two
+# simulated hosts share a lock, a temp dir or a home. (With the machine's /root,
+# every session ran root's .bashrc, here `pyenv init`, whose rehash takes a lock
+# in the shared home: 50 sessions queued on it, and one killed mid-rehash left
+# the lock behind, so every later login waited 60 s.)
 #
 # Hosts s1..sN get 10.77.4.2.. on their own bridge pvsim0 (10.77.4.1/22, up to
 # 1021 hosts), apart from the container testbed's pvtb0 (10.77.0.0/24) so that
@@ -39,7 +44,7 @@ STATE=${PROVISION_TESTBED:-/var/lib/provision-testbed}
 SIM=$STATE/sim
 KEY=$STATE/id_ed25519
 KEYS=$SIM/keys                # s1, s1.pub, ...: kept by down, like the testbed's base
-HOSTS=$SIM/hosts              # per host: address pid log sshd_config lib/ tmp/ ready
+HOSTS=$SIM/hosts              # per host: address pid log sshd_config lib/ tmp/ root/ ready
 KNOWN=$SIM/known_hosts
 INVENTORY=$SIM/inventory.yml
 WORK=/srv/sim                 # the workload's directories, /srv/sim/NAME
@@ -124,7 +129,7 @@ start_sim_host() {
   setsid ip netns exec "pvsim-$name" unshare -m -u --propagation private sh -c '
     echo "$3" >/proc/sys/kernel/hostname &&
     printf "link set lo up\naddr add %s/'$PLEN' dev eth0\nlink set eth0 up\n" "$2" | ip -batch - &&
-    mount --bind "$1/lib" /var/lib/provision && mount --bind "$1/tmp" /tmp &&
+    mount --bind "$1/lib" /var/lib/provision && mount --bind "$1/tmp" /tmp && mount --bind "$1/root" /root &&
     exec '$SSHD' -D -e -f "$1/sshd_config"' sh "$dir" "$addr" "$name" </dev/null >"$dir/log" 2>&1 8<&- &
   echo $! >"$dir/pid"
 }
@@ -187,8 +192,8 @@ cmd_up() {
     dirs+=("$HOSTS/s$i")
   done
   if ((${#dirs[@]})); then
-    mkdir -p "${dirs[@]/%//lib}" "${dirs[@]/%//tmp}"
-    chmod 700 "${dirs[@]/%//lib}"; chmod 1777 "${dirs[@]/%//tmp}"
+    mkdir -p "${dirs[@]/%//lib}" "${dirs[@]/%//tmp}" "${dirs[@]/%//root}"
+    chmod 700 "${dirs[@]/%//lib}" "${dirs[@]/%//root}"; chmod 1777 "${dirs[@]/%//tmp}"
   fi
   for i in "${new[@]+"${new[@]}"}"; do
     name=s$i; sim_addr "$i"
