@@ -236,6 +236,7 @@ def command(tool, n, d):
         return [f"{VENV}/pyinfra", "inventory.py", "deploy.py", "-y", "--parallel", str(FORKS)], f"{d}/pyinfra", env
     if tool == "ansible":
         env["ANSIBLE_CONFIG"] = f"{d}/ansible/ansible.cfg"
+        env["ANSIBLE_HOME"] = f"{d}/ansible/home"  # not the controller's ~/.ansible
         return [f"{VENV}/ansible-playbook", "-i", "inventory.yml", "site.yml"], f"{d}/ansible", env
     if tool == "floor":
         script = ("printf '%s\\n' " + " ".join(addr(i) for i in range(1, n + 1)) +
