@@ -75,8 +75,28 @@ fn warm_runs_at_twenty_hosts(project: &Path) {
     let best = |extra: &[&str]| (0..3).map(|_| run(extra)).fold(f64::MAX, f64::min);
     let cold = best(&[]);
     run(&["--persist", "60"]);
-    assert_eq!(masters(), N, "one kept master per host");
+    // One kept master per host. (Seen once in CI: 19 of 20 counted right after the run; a
+    // master that ended is replaced by the next run, so the reuse itself is asserted below.)
+    let deadline = Instant::now() + std::time::Duration::from_secs(10);
+    while masters() != N && Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
+    if masters() != N {
+        eprintln!("note: {} of {N} kept masters right after the first --persist run", masters());
+    }
     let warm = best(&["--persist", "60"]);
+    // Every host's connection was reused by the last warm run.
+    let o = Command::new(env!("CARGO_BIN_EXE_provision"))
+        .current_dir(project)
+        .env("NO_COLOR", "1")
+        .env("XDG_RUNTIME_DIR", runtime.path())
+        .args(["inventories/sim20.yml", "--forks", "20", "--persist", "60", "-v"])
+        .output()
+        .expect("run provision");
+    let text = String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{text}");
+    assert_eq!(text.matches("reused a persistent connection").count(), N, "every host reuses its master:\n{text}");
+    assert_eq!(masters(), N, "one kept master per host");
     let ratio = cold / warm;
     common::record(&format!("sim: warm runs at {N} hosts: cold no-op {cold:.2} s, warm no-op {warm:.2} s: {ratio:.1}x"));
     assert!(ratio >= 3.0, "a warm no-op at {N} hosts should be at least 3x faster than a cold one: cold {cold:.2} s, warm {warm:.2} s");
