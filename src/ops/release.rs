@@ -134,7 +134,7 @@ impl Steps<'_> {
         // 6-7. switch, restart, health
         let (switched, failures) = self.switch(&ts, batch).await;
         if !failures.is_empty() {
-            let rolled_back = self.roll_back(art, &ts, &previous, &switched, &failures).await;
+            let rolled_back = self.roll_back(art, &ts, &previous, &switched, &failures, batch).await;
             return Ok((ts, false, rolled_back));
         }
         // 8. revisions log, cleanup, unlock
@@ -320,7 +320,10 @@ impl Steps<'_> {
 
     /// A failure after a switch: every switched host goes back to its previous release, the
     /// new release is removed everywhere, the locks released. Whether every host is back.
-    async fn roll_back(&self, art: &Artifact, ts: &str, previous: &[String], switched: &[usize], failures: &[String]) -> bool {
+    /// Hosts go back in the release's own batches, one batch at a time: never more puma
+    /// hosts restarting at once than the release itself restarted (with `--batch 1`, two hosts
+    /// restarting together left nginx no upstream for a moment, seen once in CI).
+    async fn roll_back(&self, art: &Artifact, ts: &str, previous: &[String], switched: &[usize], failures: &[String], batch: Option<Batch>) -> bool {
         let (targets, reporter) = (self.targets, self.reporter);
         reporter.event("info", None, &format!("release {ts} FAILED:\n  {}", failures.join("\n  ")));
         reporter.event("info", None, "rolling back every switched host to its previous release");
@@ -344,7 +347,22 @@ impl Steps<'_> {
                 Some(s)
             })
             .collect();
-        let back = phase(targets, scripts, Duration::from_secs(900), self.forks).await;
+        let mut scripts: Vec<Option<crate::shell::Script>> = scripts;
+        let is_puma: Vec<bool> = targets.iter().map(|tg| !tg.cfg.puma.is_empty()).collect();
+        let mut groups = switch_groups(&is_puma, batch);
+        groups.push((0..targets.len()).collect()); // any host no group named: last, all at once
+        let mut back: Vec<Option<Result<Out>>> = (0..targets.len()).map(|_| None).collect();
+        for group in &groups {
+            let now: Vec<Option<crate::shell::Script>> = scripts.iter_mut().enumerate().map(|(i, s)| if group.contains(&i) { s.take() } else { None }).collect();
+            if now.iter().all(Option::is_none) {
+                continue;
+            }
+            for (i, r) in phase(targets, now, Duration::from_secs(900), self.forks).await.into_iter().enumerate() {
+                if r.is_some() {
+                    back[i] = r;
+                }
+            }
+        }
         let mut rb_fail = Vec::new();
         for (i, r) in back.iter().enumerate() {
             let name = &targets[i].host.name;
