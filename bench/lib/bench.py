@@ -16,19 +16,19 @@ Measurement of one run (see `measure`):
 - tree_rss: the peak of the summed RSS of every descendant, sampled every 50 ms (includes
   Ansible's forks and every ssh process).
 """
-import ctypes
 import json
 import os
 import platform
 import re
-import resource
 import shlex
-import signal
 import statistics
 import subprocess
 import sys
 import threading
 import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from proctree import descendants, kill_leftovers, proc_table, reap, set_subreaper, tree_cpu  # noqa: E402
 
 BENCH = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ROOT = os.path.dirname(BENCH)
@@ -41,7 +41,6 @@ COUNTS = [int(x) for x in os.environ.get("BENCH_HOSTS", "1 5 20").split()]
 RUNS = int(os.environ.get("BENCH_RUNS", "5"))
 CHANGE_RUNS = int(os.environ.get("BENCH_CHANGE_RUNS", "5"))
 TOOLS = os.environ.get("BENCH_TOOLS", "provision ansible pyinfra").split()
-CLK = os.sysconf("SC_CLK_TCK")
 # The SSH options every tool and the floor use (Ansible adds its -C/ControlMaster defaults).
 SSH_OPTS = ["-i", KEY, "-o", "IdentitiesOnly=yes", "-o", "StrictHostKeyChecking=yes",
             "-o", f"UserKnownHostsFile={KNOWN}", "-o", "GlobalKnownHostsFile=/dev/null",
@@ -58,71 +57,6 @@ def log(msg):
 
 
 # ------------------------------------------------------------------ measuring
-
-def set_subreaper():
-    PR_SET_CHILD_SUBREAPER = 36
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
-        raise OSError(ctypes.get_errno(), "prctl(PR_SET_CHILD_SUBREAPER)")
-
-
-def proc_table():
-    """pid -> (ppid, cpu seconds incl. reaped children, rss kB) for every process."""
-    table = {}
-    for d in os.listdir("/proc"):
-        if not d.isdigit():
-            continue
-        try:
-            with open(f"/proc/{d}/stat") as f:
-                s = f.read()
-        except OSError:
-            continue
-        rest = s[s.rindex(")") + 2:].split()
-        ppid = int(rest[1])
-        cpu = sum(int(x) for x in rest[11:15]) / CLK
-        rss = int(rest[21]) * os.sysconf("SC_PAGE_SIZE") // 1024
-        table[int(d)] = (ppid, cpu, rss)
-    return table
-
-
-def descendants(table, root):
-    kids = {}
-    for pid, (ppid, _, _) in table.items():
-        kids.setdefault(ppid, []).append(pid)
-    out, todo = [], [root]
-    while todo:
-        for c in kids.get(todo.pop(), []):
-            out.append(c)
-            todo.append(c)
-    return out
-
-
-def tree_cpu():
-    t = proc_table()
-    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return ru.ru_utime + ru.ru_stime + sum(t[p][1] for p in descendants(t, os.getpid()))
-
-
-def reap():
-    while True:
-        try:
-            pid, _ = os.waitpid(-1, os.WNOHANG)
-        except ChildProcessError:
-            return
-        if pid == 0:
-            return
-
-
-def kill_leftovers():
-    """Ends what runs left behind (Ansible's ControlPersist masters): our own descendants, by pid."""
-    t = proc_table()
-    for p in descendants(t, os.getpid()):
-        try:
-            os.kill(p, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
-    time.sleep(0.3)
-    reap()
 
 
 def measure(cmd, cwd, env, logfile):

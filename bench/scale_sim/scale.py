@@ -11,17 +11,17 @@ are counted. PSS splits pages shared between processes (the ssh binary and libra
 hundreds of ssh processes), so it is the memory the run really costs; RSS double counts.
 What a run leaves behind (Ansible's ControlPersist masters) is ended after it, by pid.
 """
-import ctypes
 import json
 import os
-import resource
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
 import threading
 import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "lib"))
+from proctree import descendants, kill_leftovers, proc_table, pss_kb, reap, set_subreaper, tree_cpu  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 BENCH = os.path.dirname(HERE)
@@ -44,8 +44,6 @@ TIMEOUTS = {t: int(os.environ.get(f"BENCH_TIMEOUT_{t.upper()}", TIMEOUT)) for t 
 # the hosts as provision's runs left them: the same end state, as the workloads are the same.
 CHANGING = os.environ.get("BENCH_CHANGING_TOOLS", "provision pyinfra ansible").split()
 WORK = f"{os.environ.get('BENCH_WORK', '/tmp/pv-scale-bench')}"
-CLK = os.sysconf("SC_CLK_TCK")
-PAGE_KB = os.sysconf("SC_PAGE_SIZE") // 1024
 SSH_OPTS = ["-i", KEY, "-o", "IdentitiesOnly=yes", "-o", "StrictHostKeyChecking=yes",
             "-o", f"UserKnownHostsFile={KNOWN}", "-o", "GlobalKnownHostsFile=/dev/null",
             "-o", "ConnectTimeout=10", "-o", "BatchMode=yes"]
@@ -62,79 +60,9 @@ def addr(i):
 
 # ------------------------------------------------------------------ measuring
 
-def set_subreaper():
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.prctl(36, 1, 0, 0, 0) != 0:  # PR_SET_CHILD_SUBREAPER
-        raise OSError(ctypes.get_errno(), "prctl(PR_SET_CHILD_SUBREAPER)")
-
-
-def proc_table():
-    """pid -> (ppid, cpu seconds incl. reaped children, rss kB)."""
-    table = {}
-    for d in os.listdir("/proc"):
-        if not d.isdigit():
-            continue
-        try:
-            with open(f"/proc/{d}/stat") as f:
-                s = f.read()
-        except OSError:
-            continue
-        rest = s[s.rindex(")") + 2:].split()
-        table[int(d)] = (int(rest[1]), sum(int(x) for x in rest[11:15]) / CLK, int(rest[21]) * PAGE_KB)
-    return table
-
-
-def descendants(table, root):
-    kids = {}
-    for pid, (ppid, _, _) in table.items():
-        kids.setdefault(ppid, []).append(pid)
-    out, todo = [], [root]
-    while todo:
-        for c in kids.get(todo.pop(), []):
-            out.append(c)
-            todo.append(c)
-    return out
-
-
-def pss_kb(pid):
-    try:
-        with open(f"/proc/{pid}/smaps_rollup") as f:
-            for line in f:
-                if line.startswith("Pss:"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
-
-
-def tree_cpu():
-    t = proc_table()
-    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return ru.ru_utime + ru.ru_stime + sum(t[p][1] for p in descendants(t, os.getpid()))
-
-
-def reap():
-    while True:
-        try:
-            pid, _ = os.waitpid(-1, os.WNOHANG)
-        except ChildProcessError:
-            return
-        if pid == 0:
-            return
-
-
-def kill_leftovers():
-    for p in descendants(proc_table(), os.getpid()):
-        try:
-            os.kill(p, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
-    time.sleep(0.5)
-    reap()
-
 
 def measure(cmd, cwd, env, logfile, timeout=TIMEOUT):
-    kill_leftovers()
+    kill_leftovers(0.5)
     peak = {"rss": 0, "pss": 0, "procs": 0, "stop": False}
 
     def sampler():
@@ -170,7 +98,7 @@ def measure(cmd, cwd, env, logfile, timeout=TIMEOUT):
     peak["stop"] = True
     th.join()
     cpu = tree_cpu() - cpu0
-    kill_leftovers()
+    kill_leftovers(0.5)
     return {"wall": wall, "cpu": cpu, "rss_mb": peak["rss"] / 1024, "pss_mb": peak["pss"] / 1024,
             "procs": peak["procs"], "rc": rc, "timed_out": timed_out, "load1": load,
             "log": os.path.relpath(logfile, ROOT)}
