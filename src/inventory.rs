@@ -441,7 +441,7 @@ mod tests {
     fn private_address_defaults_to_the_address_and_must_be_an_ip() {
         let inv = parse("stage: s\nhosts:\n  a: {address: 203.0.113.9, private_address: 10.0.0.9}\n  b: {address: 10.0.0.2}\n").unwrap();
         assert_eq!((inv.hosts[0].private_address.as_str(), inv.hosts[1].private_address.as_str()), ("10.0.0.9", "10.0.0.2"));
-        for bad in ["db.internal", "10.0.0.0/8", "10.0.0.1 0.0.0.0", "\"10.0.0.1\\nbind 0.0.0.0\""] {
+        for bad in ["db.internal", "10.0.0.0/8", "10.0.0.1 0.0.0.0", "\"10.0.0.1\\nbind 0.0.0.0\"", "\"'10.0.0.1'\"", "'\"10.0.0.1\"'", "\"10.0.0.1\\\\\"", "\"$(id)\"", "\"-10.0.0.1\""] {
             let errs = parse(&format!("stage: s\nhosts:\n  a: {{address: 10.0.0.1, private_address: {bad}}}\n")).unwrap_err();
             assert!(errs.to_string().contains("is not an IP address"), "{bad}: {errs}");
         }

@@ -395,7 +395,7 @@ mod tests {
         assert_eq!(redis_string("-é"), "\"-\\xc3\\xa9\"");
         assert!(ip_address("10.0.0.1").is_ok() && ip_address("::1").is_ok());
         assert_eq!(uri_component("a/b c:@%+~é"), "a%2Fb%20c%3A%40%25%2B~%C3%A9");
-        for bad in ["10.0.0.0/8", "10.0.0.1 0.0.0.0", "-1", "", "localhost", "10.0.0.1\nprotected-mode no"] {
+        for bad in ["10.0.0.0/8", "10.0.0.1 0.0.0.0", "-1", "-10.0.0.1", "", "localhost", "10.0.0.1\nprotected-mode no", "'10.0.0.1'", "\"10.0.0.1\"", "10.0.0.1\\", "$(id)"] {
             assert!(ip_address(bad).is_err(), "{bad:?}");
         }
     }
@@ -405,7 +405,7 @@ mod tests {
         for ok in ["/var/www/shop", "/srv/a-b_c.d/e+f@g", "/"] {
             assert_eq!(plain_path(ok).as_deref(), Ok(ok));
         }
-        for bad in ["", "var/www", "/var/www/x {", "/var/www/x\n}", "/a b", "/a'b", "/a\"b", "/a\\b", "/$(id)", "/a/../etc", "/a/..", "/a;b", "/*"] {
+        for bad in ["", "var/www", "/var/www/x {", "/var/www/x\n}", "/a b", "/a'b", "/a\"b", "/a\\b", "/$(id)", "/a/../etc", "/a/..", "/a;b", "/*", "-/var/www"] {
             assert!(plain_path(bad).is_err(), "{bad:?} must be refused");
         }
     }

@@ -37,23 +37,10 @@ fn project(admin_keys: &str) -> Project {
     // The project's known_hosts starts empty: bootstrap records the key (trust on first use).
     p.write("known_hosts", "");
     // The project's roles are provision's own bootstrap roles.
-    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     for r in ["bootstrap", "bootstrap-ssh"] {
-        copy_dir(&repo.join("roles").join(r), &p.path(&format!("roles/{r}")));
+        p.copy_role(r);
     }
     p
-}
-
-fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
-    std::fs::create_dir_all(to).expect("mkdir");
-    for e in std::fs::read_dir(from).expect("read_dir").flatten() {
-        let dest = to.join(e.file_name());
-        if e.path().is_dir() {
-            copy_dir(&e.path(), &dest);
-        } else {
-            std::fs::copy(e.path(), dest).expect("copy");
-        }
-    }
 }
 
 fn bootstrap(p: &Project, extra: &[&str]) -> common::Run {

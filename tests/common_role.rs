@@ -5,7 +5,6 @@
 
 mod common;
 use common::{run_provision, ssh, Project};
-use std::path::Path;
 
 const H: &str = "t2";
 
@@ -18,27 +17,13 @@ impl Drop for Idle {
     }
 }
 
-fn copy_role(p: &Project, name: &str) {
-    fn walk(from: &Path, rel: &Path, p: &Project, name: &str) {
-        for e in std::fs::read_dir(from).expect("read_dir").flatten() {
-            let r = rel.join(e.file_name());
-            if e.path().is_dir() {
-                walk(&e.path(), &r, p, name);
-            } else {
-                p.write(&format!("roles/{name}/{}", r.display()), &std::fs::read_to_string(e.path()).expect("read"));
-            }
-        }
-    }
-    walk(&Path::new(env!("CARGO_MANIFEST_DIR")).join("roles").join(name), Path::new(""), p, name);
-}
-
 #[test]
 fn the_base_of_every_host() {
     let _serial = common::serial();
     let _idle = Idle;
     let p = Project::new(&[(H, &["common"])]);
-    copy_role(&p, "stack");
-    copy_role(&p, "common");
+    p.copy_role("stack");
+    p.copy_role("common");
     let inv = std::fs::read_to_string(p.path("inventories/test.yml")).expect("inventory");
     p.write("inventories/test.yml", &format!("{inv}vars: {{app: flipper}}\n"));
 

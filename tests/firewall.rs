@@ -7,7 +7,6 @@
 
 mod common;
 use common::{address, ssh, ssh_output, Project};
-use std::path::Path;
 
 const REDIS: u16 = 6379;
 const UNLISTED: u16 = 6380;
@@ -26,28 +25,13 @@ impl Drop for Cleanup {
     }
 }
 
-fn copy_role(p: &Project, name: &str) {
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("roles").join(name);
-    fn walk(from: &Path, rel: &Path, p: &Project, name: &str) {
-        for e in std::fs::read_dir(from).expect("read_dir").flatten() {
-            let r = rel.join(e.file_name());
-            if e.path().is_dir() {
-                walk(&e.path(), &r, p, name);
-            } else {
-                p.write(&format!("roles/{name}/{}", r.display()), &std::fs::read_to_string(e.path()).expect("read"));
-            }
-        }
-    }
-    walk(&repo, Path::new(""), p, name);
-}
-
 #[test]
 fn the_firewall_opens_each_service_to_its_clients_only_and_never_locks_us_out() {
     let _serial = common::serial();
     let _cleanup = Cleanup;
     let p = Project::new(&[("t1", &["firewall"]), ("t2", &[]), ("t3", &[])]);
-    copy_role(&p, "stack");
-    copy_role(&p, "firewall");
+    p.copy_role("stack");
+    p.copy_role("firewall");
     let inv = std::fs::read_to_string(p.path("inventories/test.yml")).expect("inventory").replace("ssh:\n", "ssh:\n  connect_timeout: 3\n");
     // t1's admin networks, when given, come from a group of its own.
     let inventory = |admin: Option<&str>| {

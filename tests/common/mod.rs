@@ -141,6 +141,22 @@ impl Project {
         std::fs::write(path, text).expect("write");
     }
 
+    /// Copies the repository's roles/NAME into the project, as it is.
+    pub fn copy_role(&self, name: &str) {
+        fn copy_dir(from: &Path, to: &Path) {
+            std::fs::create_dir_all(to).expect("mkdir");
+            for e in std::fs::read_dir(from).expect("read_dir").flatten() {
+                let dest = to.join(e.file_name());
+                if e.path().is_dir() {
+                    copy_dir(&e.path(), &dest);
+                } else {
+                    std::fs::copy(e.path(), dest).expect("copy");
+                }
+            }
+        }
+        copy_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("roles").join(name), &self.path(&format!("roles/{name}")));
+    }
+
     pub fn path(&self, rel: &str) -> PathBuf {
         self.dir.path().join(rel)
     }
