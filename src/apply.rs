@@ -1,7 +1,7 @@
 //! Apply: the plan's changes as ONE sh script, streamed. The script takes the host's run
 //! lock, journals the handlers a change notifies before the change lands, runs each
 //! change in a subshell that stops at the first error, and marks each result on stdout so
-//! every change is reported as it is made. All packages go in one `apt-get install`.
+//! every change is reported as it is made. Packages go in as few `apt-get install`s as the roles' order allows.
 
 use crate::plan::{Change, Step};
 use crate::probe::{JOURNAL, LOCK_DIR, RUN_DIR_PREFIX, STATE_DIR};
@@ -98,19 +98,9 @@ fi
         JOURNAL
     ));
 
-    let all_packages: Vec<&String> = changes
-        .iter()
-        .flat_map(|c| &c.steps)
-        .filter_map(|s| match s {
-            Step::AptInstall { packages, .. } => Some(packages),
-            _ => None,
-        })
-        .flatten()
-        .collect();
-    let needs_update = changes.iter().flat_map(|c| &c.steps).any(|s| matches!(s, Step::AptInstall { update: true, .. }));
+    let apt = apt_runs(changes);
     s.push(end_function());
     let login_files: Vec<(&String, Option<&Script>)> = changes.iter().filter_map(|c| c.login_file.as_ref().map(|f| (f, c.login_reload.as_ref()))).collect();
-    let mut apt_done = false;
     let mut canary_armed = false;
 
     for (i, c) in changes.iter().enumerate() {
@@ -131,17 +121,17 @@ fi
                 Step::Shell(code) => {
                     s.line(code.clone());
                 }
-                Step::AptInstall { .. } if !apt_done => {
-                    apt_done = true;
-                    if needs_update {
-                        s.push(sh!("apt-get update -q\n"));
+                Step::AptInstall { .. } => {
+                    if let Some(run) = apt.iter().find(|r| r.at == i) {
+                        if run.update {
+                            s.push(sh!("apt-get update -q\n"));
+                        }
+                        s.push(sh!(
+                            "apt-get install -y -q -o Dpkg::Lock::Timeout=120 -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold -- {}\n",
+                            Words(&run.packages)
+                        ));
                     }
-                    s.push(sh!(
-                        "apt-get install -y -q -o Dpkg::Lock::Timeout=120 -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold -- {}\n",
-                        Words(&all_packages)
-                    ));
                 }
-                Step::AptInstall { .. } => {}
                 Step::AptRemove(pkgs) => {
                     s.push(sh!("apt-get remove -y -q -o Dpkg::Lock::Timeout=120 -- {}\n", Words(pkgs)));
                 }
@@ -286,22 +276,89 @@ impl EventParser {
     }
 }
 
+/// One `apt-get install` of the apply, made at change `at`.
+#[derive(Debug, PartialEq, Eq)]
+struct AptRun {
+    at: usize,
+    packages: Vec<String>,
+    update: bool,
+}
+
+/// The apt installs of a plan. A fresh host would pay for apt (its locks, triggers, man-db)
+/// once per package task, so every install joins the first one of the run, except one whose
+/// own role made another change since that install began: the role put that change first
+/// for a reason (the user whose name the package's scripts take, a debconf answer, a file
+/// the package reads at install), so its order is kept and the package starts the next
+/// install.
+fn apt_runs(changes: &[Change]) -> Vec<AptRun> {
+    let mut runs: Vec<AptRun> = Vec::new();
+    let mut changed_since: std::collections::HashSet<&str> = std::collections::HashSet::new();
+    for (i, c) in changes.iter().enumerate() {
+        let mut installs = c.steps.iter().filter_map(|s| match s {
+            Step::AptInstall { packages, update } => Some((packages, *update)),
+            _ => None,
+        }).peekable();
+        if installs.peek().is_none() {
+            changed_since.insert(c.role.as_str());
+            continue;
+        }
+        let join = !runs.is_empty() && !changed_since.contains(c.role.as_str());
+        if !join {
+            runs.push(AptRun { at: i, packages: Vec::new(), update: false });
+            changed_since.clear();
+        }
+        if let Some(run) = runs.last_mut() {
+            for (packages, update) in installs {
+                run.packages.extend(packages.iter().cloned());
+                run.update |= update;
+            }
+        }
+    }
+    runs
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::plan::Action;
 
+    fn role_change(role: &str, kind: &str, target: &str, step: Step) -> Change {
+        let mut c = Change::new(kind, target, Action::Create).step(step);
+        c.role = role.into();
+        c
+    }
+
     #[test]
     fn packages_install_in_one_call_at_the_first() {
         let changes = vec![
-            Change::new("package", "a", Action::Create).step(Step::AptInstall { packages: vec!["a".into()], update: false }),
-            Change::new("file", "/x", Action::Create).shell(sh!("true")),
-            Change::new("package", "b", Action::Create).step(Step::AptInstall { packages: vec!["b".into()], update: true }),
+            role_change("firewall", "package", "a", Step::AptInstall { packages: vec!["a".into()], update: false }),
+            role_change("firewall", "file", "/x", Step::Shell(sh!("true"))),
+            role_change("redis", "package", "b", Step::AptInstall { packages: vec!["b".into()], update: true }),
         ];
         let s = script(&changes, "test");
         assert_eq!(s.matches("apt-get install").count(), 1);
         assert!(s.contains("apt-get install -y -q -o Dpkg::Lock::Timeout=120 -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold -- a b"));
         assert_eq!(s.matches("apt-get update").count(), 1);
+    }
+
+    /// The redis role creates its user before redis-server (whose scripts would make one
+    /// with another home): merged into the firewall's earlier install, the user task failed.
+    #[test]
+    fn a_package_after_its_own_roles_change_installs_after_it() {
+        let changes = vec![
+            role_change("firewall", "package", "nftables", Step::AptInstall { packages: vec!["nftables".into()], update: false }),
+            role_change("redis", "user", "redis", Step::Shell(sh!("useradd redis"))),
+            role_change("redis", "package", "redis-server", Step::AptInstall { packages: vec!["redis-server".into()], update: false }),
+            role_change("sidekiq", "package", "ruby", Step::AptInstall { packages: vec!["ruby".into()], update: false }),
+        ];
+        let runs = apt_runs(&changes);
+        assert_eq!(runs, vec![
+            AptRun { at: 0, packages: vec!["nftables".into()], update: false },
+            AptRun { at: 2, packages: vec!["redis-server".into(), "ruby".into()], update: false },
+        ]);
+        let s = script(&changes, "test");
+        let (user, install) = (s.find("useradd redis").unwrap(), s.find("-- redis-server ruby").unwrap());
+        assert!(user < install, "the user comes first");
     }
 
     #[test]

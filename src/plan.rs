@@ -42,8 +42,8 @@ pub enum Provides {
 pub enum Step {
     /// A POSIX sh snippet.
     Shell(Script),
-    /// Packages to install. All installs of a host are merged into one `apt-get install`
-    /// at the first of them; `update` asks for `apt-get update` first.
+    /// Packages to install. The installs of a host are merged into the first
+    /// `apt-get install` their role's order allows (apply::apt_runs); `update` asks for `apt-get update` first.
     AptInstall { packages: Vec<String>, update: bool },
     AptRemove(Vec<String>),
     /// `systemctl daemon-reload`, once, if a unit file was written earlier in this run.

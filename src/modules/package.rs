@@ -1,5 +1,5 @@
-//! `package`: Debian packages present or absent. All missing packages of a host are
-//! installed by one `apt-get install` (the apply merges them), and `apt-get update` runs
+//! `package`: Debian packages present or absent. The missing packages of a host are
+//! installed by as few `apt-get install`s as the roles' order allows (see apply::apt_runs), and `apt-get update` runs
 //! only when the lists are older than a day or apt does not know a wanted package.
 
 use super::{Args, LowerCx, Module, Resource};
