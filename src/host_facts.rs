@@ -58,6 +58,13 @@ impl HostFacts {
         HostFacts { os_id: "debian".into(), os_version_id: "12".into(), os_codename: "bookworm".into(), memory_mb: 2048, cpus: 2, arch: "x86_64".into(), container: no_container() }
     }
 
+    /// A host unlike the stand-in in every fact (another OS, size, architecture; in a
+    /// container). An error found with both is not the facts' doing: it is reported before
+    /// connecting, as an error that reads no fact is.
+    pub fn contrast() -> HostFacts {
+        HostFacts { os_id: "ubuntu".into(), os_version_id: "24.04".into(), os_codename: "noble".into(), memory_mb: 65536, cpus: 64, arch: "aarch64".into(), container: "lxc".into() }
+    }
+
     /// The probe's section that reads the facts: one `nproc` and one `uname`; the files are
     /// read by sh itself. Values reach the controller as data on their own lines.
     pub fn probe_section() -> Script {

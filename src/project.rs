@@ -143,8 +143,10 @@ impl Project {
         let mut res = match lowered {
             Ok(res) => res,
             // An error found with assumed facts that read them may not be the host's: a
-            // converge probes the host's facts and lowers it again before saying so.
-            Err(e) if known && used.get() => HostResources {
+            // converge probes the host's facts and lowers it again before saying so. Unless
+            // a host unlike them in every fact has the same errors (a pool smaller than the
+            // threads, a bad value): those are the inventory's, said before connecting.
+            Err(e) if known && used.get() && !same_errors_with_other_facts(&e, &(lower)(&HostFacts::contrast())) => HostResources {
                 host: host.name.clone(),
                 secrets: self.inventory.secrets.clone(),
                 uses_facts: true,
@@ -192,5 +194,13 @@ impl Project {
     /// Errors when a host can't be connected to (placeholder address, unset `!env`).
     pub fn preflight<'a>(&self, hosts: impl IntoIterator<Item = &'a Host>, secrets: &'a Secrets) -> Result<(), Diagnostics> {
         self.inventory.preflight(hosts, &secrets.missing_env)
+    }
+}
+
+/// Whether lowering with other facts failed with exactly the errors `e` holds.
+fn same_errors_with_other_facts(e: &Diagnostics, other: &Result<HostResources, Diagnostics>) -> bool {
+    match other {
+        Err(o) => e.0.iter().all(|d| o.0.contains(d)),
+        Ok(_) => false,
     }
 }
