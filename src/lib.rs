@@ -37,6 +37,7 @@ pub mod secrets;
 pub mod shell;
 pub mod ssh_persist;
 pub mod template;
+pub mod template_topology;
 pub mod terminal;
 pub mod transport;
 pub mod vars;

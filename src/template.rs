@@ -50,6 +50,7 @@ impl Templates {
             env.set_syntax(syntax);
         }
         add_filters(&mut env);
+        crate::template_topology::add(&mut env);
         Templates { env, dir: templates_dir.to_path_buf(), inline }
     }
 
