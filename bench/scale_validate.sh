@@ -21,7 +21,7 @@ mkdir "$WORK/inventories"
 inventory() {
   local n=$1 i r extra
   echo "stage: staging"
-  echo "vars: {app: flipper, secret_key_base: !secret bench-key-base-0123456789, mysql_app_password: !secret pw1, mysql_replication_password: !secret pw2, redis_password: !secret pw3, mysql_client_host: '10.0.0.%'}"
+  echo "vars: {app: flipper, secret_key_base: !secret bench-key-base-0123456789, mysql_app_password: !secret pw1, mysql_replication_password: !secret pw2, redis_password: !secret pw3}"
   echo "hosts:"
   for ((i = 1; i <= n; i++)); do
     if ((i <= 2)); then r=nginx; elif ((i <= 4)); then r=mysql; elif ((i <= 5)); then r="redis, example_release, sidekiq"

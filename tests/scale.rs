@@ -14,7 +14,7 @@ use std::time::Duration;
 /// redis with one worker, a tenth sidekiq, two faye, the rest puma.
 fn inventory(n: usize) -> String {
     let mut s = String::from(
-        "stage: staging\nvars:\n  app: flipper\n  secret_key_base: !secret scale-test-key-base-0123456789\n  mysql_app_password: !secret scale-pw-1\n  mysql_replication_password: !secret scale-pw-2\n  redis_password: !secret scale-pw-3\n  mysql_client_host: '10.0.0.%'\nhosts:\n",
+        "stage: staging\nvars:\n  app: flipper\n  secret_key_base: !secret scale-test-key-base-0123456789\n  mysql_app_password: !secret scale-pw-1\n  mysql_replication_password: !secret scale-pw-2\n  redis_password: !secret scale-pw-3\nhosts:\n",
     );
     for i in 1..=n {
         let (roles, extra) = match i {

@@ -104,7 +104,7 @@ fn project(t: &Topology) -> Project {
     std::fs::create_dir_all(dir.path().join("apps")).expect("mkdir");
     let tb = common::testbed_dir();
     let inv = format!(
-        "stage: sandbox\nssh:\n  identity_file: {}\n  known_hosts: {}\nvars:\n  app: flipper\n  secret_key_base: !secret \"release-test-secret-key-base-0123456789\"\n  mysql_app_password: !secret \"rel-app-pw-7c1e9a\"\n  mysql_replication_password: !secret \"rel-repl-pw-2b8d4f\"\n  redis_password: !secret \"rel-redis-pw 9/\\\"x\"\n  mysql_client_host: \"10.77.0.%\"\n  release_migrate: 'echo \"migrated $(hostname) $(cat REVISION)\" >> {{{{ deploy_to }}}}/shared/log/migrations.log'\n  release_health_retries: 5\n  release_health_interval: 1\nhosts:\n{}",
+        "stage: sandbox\nssh:\n  identity_file: {}\n  known_hosts: {}\nvars:\n  app: flipper\n  secret_key_base: !secret \"release-test-secret-key-base-0123456789\"\n  mysql_app_password: !secret \"rel-app-pw-7c1e9a\"\n  mysql_replication_password: !secret \"rel-repl-pw-2b8d4f\"\n  redis_password: !secret \"rel-redis-pw 9/\\\"x\"\n  release_migrate: 'echo \"migrated $(hostname) $(cat REVISION)\" >> {{{{ deploy_to }}}}/shared/log/migrations.log'\n  release_health_retries: 5\n  release_health_interval: 1\nhosts:\n{}",
         tb.join("id_ed25519").display(),
         tb.join("known_hosts").display(),
         t.inventory_hosts
