@@ -6,16 +6,11 @@
 //! rule set.
 
 mod common;
-use common::{address, ssh, ssh_output, Project};
+use common::{reaches, ssh, ssh_output, Project};
 
 const REDIS: u16 = 6379;
 const UNLISTED: u16 = 6380;
 
-/// Whether `from` can open a TCP connection to `to`:`port` (3 s).
-fn reaches(from: &str, to: &str, port: u16) -> bool {
-    let out = ssh_output(from, &format!("timeout 3 bash -c 'exec 3<>/dev/tcp/{}/{port}' && echo open || echo closed", address(to)));
-    String::from_utf8_lossy(&out.stdout).trim() == "open"
-}
 
 /// Takes t1's firewall and listeners down again, whatever the test did.
 struct Cleanup;

@@ -61,6 +61,12 @@ pub fn ssh_output(name: &str, cmd: &str) -> Output {
         .expect("ssh runs")
 }
 
+/// Whether `from` can open a TCP connection to `to`:`port` (3 s).
+pub fn reaches(from: &str, to: &str, port: u16) -> bool {
+    let out = ssh_output(from, &format!("timeout 3 bash -c 'exec 3<>/dev/tcp/{}/{port}' && echo open || echo closed", address(to)));
+    String::from_utf8_lossy(&out.stdout).trim() == "open"
+}
+
 /// Tests that converge the same hosts must not overlap: a second run on a host waits for
 /// nothing, it fails on the host's lock.
 pub fn serial() -> MutexGuard<'static, ()> {
