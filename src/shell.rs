@@ -365,6 +365,23 @@ pub fn plain_path(v: &str) -> Result<String, String> {
     }
 }
 
+/// A host name for nginx's `server_name`, a certificate and an ACME order: dot-separated
+/// labels of letters, digits and inner `-` (1 to 63 bytes each, 253 in all), or `_` (nginx's
+/// "any name"). Nothing else, so a name can add no directive to a config, no option to a
+/// command, and no other name to a certificate; a wildcard is refused too (HTTP-01 cannot
+/// prove one).
+pub fn server_name(v: &str) -> Result<String, String> {
+    if v == "_" {
+        return Ok(v.to_string());
+    }
+    let label_ok = |l: &str| !l.is_empty() && l.len() <= 63 && !l.starts_with('-') && !l.ends_with('-') && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
+    if v.len() <= 253 && v.split('.').all(label_ok) {
+        Ok(v.to_ascii_lowercase())
+    } else {
+        Err(format!("`{}` is not a host name (dot-separated labels of letters, digits and inner `-`, such as www.example.com; several names are a list)", crate::terminal::printable(v)))
+    }
+}
+
 /// An IP address or network (`10.0.0.0/24`, `fd00::/8`, `192.0.2.1`) in its canonical
 /// form, for a firewall rule set; anything else is an error, so no other text reaches it.
 pub fn ip_network(v: &str) -> Result<String, String> {
@@ -417,6 +434,17 @@ mod tests {
         }
         for bad in ["", "10.0.0.1 }", "10.0.0.0/24, 0.0.0.0/0", "10.0.0.0/33", "::/129", "10.0.0.0/024", "10.0.0.0/-1", "web1.example.com", "10.0.0.1\naccept", "$(id)", "'10.0.0.1'", "\"10.0.0.1\"", "\\x", "-10.0.0.1", "10.0.0.0/24 accept"] {
             assert!(ip_network(bad).is_err(), "{bad:?} must be refused");
+        }
+    }
+
+    #[test]
+    fn server_name_passes_host_names_and_nothing_else() {
+        for (ok, want) in [("example.com", "example.com"), ("WWW.Example.com", "www.example.com"), ("web1", "web1"), ("xn--bcher-kva.de", "xn--bcher-kva.de"), ("_", "_"), ("a-b.c0", "a-b.c0")] {
+            assert_eq!(server_name(ok).as_deref(), Ok(want), "{ok}");
+        }
+        let long = format!("{}.com", "a".repeat(64));
+        for bad in ["", ".", "a..b", "a.", ".a", "-a.com", "a-.com", "a b.com", "a.com b.com", "*.example.com", "a_b.com", "a'b", "a\"b", "a\\b", "$(id).com", "`id`", "a\nb", "a;b", "a{b}", "é.com", "__", long.as_str()] {
+            assert!(server_name(bad).is_err(), "{bad:?} must be refused");
         }
     }
 

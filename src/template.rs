@@ -461,6 +461,15 @@ fn add_filters(env: &mut Environment<'static>) {
     env.add_filter("ip_network", |v: JValue| -> Result<String, Error> {
         crate::shell::ip_network(&v.to_string()).map_err(|e| Error::new(ErrorKind::InvalidOperation, e))
     });
+    // nginx's server names (a string or a list), each a checked host name (or `_`): a list
+    // of names that can add nothing to a config, a command or a certificate.
+    env.add_filter("server_names", |v: JValue| -> Result<Vec<String>, Error> {
+        let items: Vec<JValue> = if v.as_str().is_some() || v.is_number() { vec![v] } else { v.try_iter()?.collect() };
+        if items.is_empty() {
+            return Err(Error::new(ErrorKind::InvalidOperation, "no server name: give one name or a list of names"));
+        }
+        items.iter().map(|n| crate::shell::server_name(&n.to_string()).map_err(|e| Error::new(ErrorKind::InvalidOperation, e))).collect()
+    });
     // A value for an environment file read by systemd and by sh.
     env.add_filter("env_value", |v: JValue| -> Result<String, Error> {
         let text = if v.is_none() { String::new() } else { v.to_string() };
