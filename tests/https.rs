@@ -377,8 +377,29 @@ fn acme_mode_gets_pebbles_certificate_and_certbot_renews_it() {
     assert!(argv.starts_with("/usr/bin/certbot") && argv.contains("renew"), "{exec}");
     let env = ssh(WEB, "systemctl show -p Environment --value certbot.service");
     assert!(env.contains("REQUESTS_CA_BUNDLE=/etc/nginx/tls/acme-ca.pem"), "{env}");
+    // certbot's --dry-run puts Let's Encrypt's staging URL in place of the lineage's server
+    // unless --server is given, so the dry run names pebble again: no test traffic leaves
+    // the testbed.
     let t = Instant::now();
-    let out = ssh_output(WEB, &format!("env {} {argv} --dry-run", env.trim()));
+    let server = format!("--server=https://{acme_ip}:14000/dir");
+    let out = ssh_output(WEB, &format!("env {} {argv} --dry-run {server}", env.trim()));
     assert!(out.status.success(), "{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     record(&format!("https acme: `{argv} --dry-run` (the timer's service) renewed against pebble in {:.1} s; second converge 0 changes", t.elapsed().as_secs_f64()));
+
+    // A real renewal, the timer's command as it is plus --force-renewal (the lineage's own
+    // server): the deploy hook puts the new certificate in force, and provision then finds
+    // nothing to change.
+    let serial = || {
+        let cmd = format!("echo | openssl s_client -connect {}:443 -servername {name} 2>/dev/null | openssl x509 -noout -serial", address(WEB));
+        local("sh", &["-c", &cmd]).1
+    };
+    let before = serial();
+    let out = ssh_output(WEB, &format!("env {} {argv} --force-renewal", env.trim()));
+    assert!(out.status.success(), "{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let after = serial();
+    assert!(before.starts_with("serial=") && after.starts_with("serial=") && before != after, "the renewed certificate is served: {before} {after}");
+    let (ok, _, err) = curl(name, &["--fail", "-o", "/dev/null", "--cacert", path(&root_file), &format!("https://{name}/")]);
+    assert!(ok, "{err}");
+    let third = p.run(&["--format", "json"]);
+    assert_eq!((third.code, third.changes()), (0, 0), "{}", third.all());
 }
