@@ -10,7 +10,14 @@
 //!     for u in {{ sidekiq_units }}; do sudo -n systemctl kill -s TSTP "$u"; done
 //!   user: "{{ deploy_user }}"      # optional; who runs it (default: the deploy user)
 //!   when: "{{ mysql_replication_role == 'replica' }}"  # optional: hosts where it applies
+//!   args:                          # optional: what `provision do ROLE:VERB ARG...` takes
+//!     - {name: file, grammar: file_name, description: a dump's name}
+//!     - {name: database, grammar: sql_name, required: false}
 //! ```
+//!
+//! An argument is checked against its grammar ([`crate::grammar::by_name`]) before anything
+//! connects, and reaches `run` only as `{{ args.NAME }}`, a value like any other: printed
+//! into the script as one quoted word (an optional one not given is `""`).
 //!
 //! Every string is a template rendered with the host's variables (strict: an undefined
 //! variable is an error naming the file and line). The script travels to the host inside
@@ -40,6 +47,8 @@ pub struct Action {
     pub run: String,
     pub user: Option<String>,
     pub when: Option<String>,
+    /// What the action takes from the command line, in order.
+    pub args: Vec<ActionArg>,
     pub location: Location,
     /// Where `run`, `user` and `when` are written, for errors in their templates.
     pub run_at: Span,
@@ -47,8 +56,28 @@ pub struct Action {
     pub when_at: Span,
 }
 
+/// One argument of an action, given on the command line after `ROLE:VERB`.
+#[derive(Debug, Clone)]
+pub struct ActionArg {
+    pub name: String,
+    pub description: String,
+    /// A grammar of [`crate::grammar::by_name`]: the value must match it.
+    pub grammar: String,
+    pub required: bool,
+    /// Where it is declared, for the errors about its value.
+    pub location: Location,
+}
+
+impl ActionArg {
+    /// `FILE`, or `[DATABASE]` when optional.
+    fn usage(&self) -> String {
+        let n = self.name.to_ascii_uppercase();
+        if self.required { n } else { format!("[{n}]") }
+    }
+}
+
 /// Keys an action may have.
-const ACTION_KEYS: [&str; 4] = ["description", "run", "user", "when"];
+const ACTION_KEYS: [&str; 5] = ["description", "run", "user", "when", "args"];
 
 /// The actions of `role`, in file order. Errors name the file and line.
 pub fn role_actions(role: &Role) -> Result<Vec<Action>, Diagnostics> {
@@ -83,11 +112,73 @@ fn read_action(doc: &Doc, path: &[Seg], role: &Role, verb: &str, body: &Value) -
     let run = r.string("run", &format!("action `{verb}`"))?;
     let user = r.opt_string("user")?;
     let when = r.opt_string("when")?;
+    let args = match r.get("args") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(v) => read_args(doc, &r.path_of("args"), v, verb)?,
+    };
     let _ = ACTION_KEYS;
-    r.finish(&format!("action `{verb}` (keys: description, run, user, when)"))?;
+    r.finish(&format!("action `{verb}` (keys: {})", ACTION_KEYS.join(", ")))?;
     let at = |k: &str| doc.value_span(&crate::yaml::key(path, k));
     let (run_at, user_at, when_at) = (at("run"), at("user"), at("when"));
-    Ok(Action { role: role.name.clone(), verb: verb.to_string(), description, run, user, when, location: doc.locate(path), run_at, user_at, when_at })
+    Ok(Action { role: role.name.clone(), verb: verb.to_string(), description, run, user, when, args, location: doc.locate(path), run_at, user_at, when_at })
+}
+
+/// An action's `args:`, a list of `{name, grammar, description, required}`.
+fn read_args(doc: &Doc, path: &[Seg], value: &Value, verb: &str) -> Result<Vec<ActionArg>, Diagnostic> {
+    let Value::Sequence(items) = value else {
+        return Err(doc.value_error(path, format!("`args` of action `{verb}` must be a list")).help("write `args: [{name: file, grammar: file_name}]`"));
+    };
+    let mut out: Vec<ActionArg> = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        let at = crate::yaml::index(path, i);
+        let mut r = MapReader::new(doc, at.clone(), item, "an argument")?;
+        let name = r.string("name", "an argument")?;
+        let grammar = r.string("grammar", &format!("argument `{name}`"))?;
+        let description = r.opt_string("description")?.unwrap_or_default();
+        let required = r.opt_bool("required")?.unwrap_or(true);
+        let (name_at, grammar_at) = (r.path_of("name"), r.path_of("grammar"));
+        r.finish("an argument (keys: name, grammar, description, required)")?;
+        if !crate::inventory::is_identifier(&name) || out.iter().any(|a| a.name == name) {
+            return Err(doc.value_error(&name_at, format!("argument name `{name}` must be a new identifier (letters, digits, _)")));
+        }
+        if crate::grammar::by_name(&grammar).is_none() {
+            return Err(doc
+                .value_error(&grammar_at, format!("no grammar `{grammar}`"))
+                .did_you_mean(&grammar, crate::grammar::ARG_GRAMMARS.iter().copied())
+                .help(format!("the grammars: {}", crate::grammar::ARG_GRAMMARS.join(", "))));
+        }
+        if required && out.last().is_some_and(|a| !a.required) {
+            return Err(doc.error(&at, format!("argument `{name}` is required but follows an optional one")));
+        }
+        out.push(ActionArg { name, description, grammar, required, location: doc.locate(&at) });
+    }
+    Ok(out)
+}
+
+/// The command-line `values` of `action`'s arguments as the template variable `args`
+/// (NAME → value; an optional one not given is `""`), each checked by its grammar. Every
+/// error names where the argument is declared.
+pub fn bind_args(action: &Action, values: &[String]) -> Result<JValue, Diagnostic> {
+    let name = format!("{}:{}", action.role, action.verb);
+    let usage = || format!("usage: provision do [INVENTORY] {name}{}", action.args.iter().map(|a| format!(" {}", a.usage())).collect::<String>());
+    if values.len() > action.args.len() {
+        return Err(Diagnostic::new(format!("`{name}` takes {} argument(s), got {}", action.args.len(), values.len())).at(action.location.clone()).help(usage()));
+    }
+    let mut map = std::collections::BTreeMap::new();
+    for (i, a) in action.args.iter().enumerate() {
+        let value = match values.get(i) {
+            Some(v) => {
+                let check = crate::grammar::by_name(&a.grammar).ok_or_else(|| Diagnostic::new(format!("no grammar `{}`", a.grammar)).at(a.location.clone()))?;
+                check(v).map_err(|e| Diagnostic::new(format!("`{name}` {}: {e}", a.name.to_ascii_uppercase())).at(a.location.clone()).help(usage()))?
+            }
+            None if a.required => {
+                return Err(Diagnostic::new(format!("`{name}` needs {}", a.name.to_ascii_uppercase())).at(a.location.clone()).help(usage()));
+            }
+            None => String::new(),
+        };
+        map.insert(a.name.clone(), value);
+    }
+    Ok(JValue::from(map))
 }
 
 /// Every action of every role, in role order.
@@ -110,7 +201,7 @@ pub fn tasks_listing(roles: &Roles) -> Result<String, Diagnostics> {
     let width = actions.iter().map(|a| a.role.len() + a.verb.len() + 1).max().unwrap_or(0);
     let mut out = String::new();
     for a in &actions {
-        let name = format!("{}:{}", a.role, a.verb);
+        let name = format!("{}:{}{}", a.role, a.verb, a.args.iter().map(|x| format!(" {}", x.usage())).collect::<String>());
         let mut desc = a.description.split_whitespace().collect::<Vec<_>>().join(" ");
         if let Some(w) = &a.when {
             desc.push_str(&format!(" [when {}]", w.trim().trim_start_matches("{{").trim_end_matches("}}").trim()));
@@ -171,7 +262,7 @@ pub struct HostAction {
 }
 
 /// Resolves `ROLE:VERB` on the selected hosts. Every input error is a diagnostic.
-pub fn plan_do(project: &Project, spec: &str) -> Result<(Action, Vec<HostAction>), Diagnostics> {
+pub fn plan_do(project: &Project, spec: &str, values: &[String]) -> Result<(Action, Vec<HostAction>), Diagnostics> {
     let limits = &project.selection.limits;
     let (role_name, verb) = spec.split_once(':').ok_or_else(|| {
         Diagnostic::new(format!("`{spec}` is not ROLE:VERB")).help("write it like `sidekiq:quiet`; `provision tasks` lists every action")
@@ -197,6 +288,7 @@ pub fn plan_do(project: &Project, spec: &str) -> Result<(Action, Vec<HostAction>
         };
         return Err(d.into());
     };
+    let args = bind_args(&action, values)?;
     let hosts: Vec<Host> = project.hosts.iter().filter(|h| project.roles.with_dependencies(&h.roles).iter().any(|r| r == role_name)).cloned().collect();
     if hosts.is_empty() {
         let what = if limits.is_empty() { String::new() } else { format!(" among --limit {}", limits.join(",")) };
@@ -216,6 +308,7 @@ pub fn plan_do(project: &Project, spec: &str) -> Result<(Action, Vec<HostAction>
             }
         };
         let ctx = crate::context::of(&vars, &minijinja::Value::UNDEFINED, &project.inventory);
+        let ctx = minijinja::value::merge_maps([ctx, minijinja::context! { args => args.clone() }]);
         let resolved = (|| -> Result<HostAction, Diagnostic> {
             if let Some(w) = &action.when {
                 if !eval_when(role, w, &ctx, &action.when_at)? {

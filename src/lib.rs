@@ -18,6 +18,7 @@ pub mod deploy_lock;
 pub mod error;
 pub mod facts;
 pub mod flags;
+pub mod grammar;
 pub mod host_facts;
 pub mod inventory;
 pub mod live;

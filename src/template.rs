@@ -51,6 +51,7 @@ impl Templates {
         }
         add_filters(&mut env);
         crate::template_topology::add(&mut env);
+        crate::grammar::add_filters(&mut env);
         Templates { env, dir: templates_dir.to_path_buf(), inline }
     }
 

@@ -19,6 +19,8 @@ pub struct DoOptions {
     pub selection: Selection,
     /// `ROLE:VERB`
     pub spec: String,
+    /// The action's arguments, as given after `ROLE:VERB`.
+    pub args: Vec<String>,
     pub forks: usize,
 }
 
@@ -67,7 +69,7 @@ impl VerbReport for DoReport {
 pub async fn run_do(opts: &DoOptions, reporter: &Arc<Reporter>) -> Result<DoReport> {
     check_spec(&opts.spec)?;
     let project = Project::load(&opts.selection)?;
-    let (action, planned) = plan_do(&project, &opts.spec)?;
+    let (action, planned) = plan_do(&project, &opts.spec, &opts.args)?;
     let name = format!("{}:{}", action.role, action.verb);
     let description = action.description.split_whitespace().collect::<Vec<_>>().join(" ");
     let hosts: Vec<&str> = planned.iter().map(|p| p.host.name.as_str()).collect();
