@@ -391,6 +391,27 @@ mod tests {
     }
 
     #[test]
+    fn arguments_are_checked_by_their_grammar_before_anything_else() {
+        let (_d, roles) = role_with("restore:\n  run: echo {{ args.file }} {{ args.db }}\n  args:\n    - {name: file, grammar: file_name}\n    - {name: db, grammar: sql_name, required: false}\n");
+        let a = all_actions(&roles).unwrap();
+        let w = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let bound = bind_args(&a[0], &w(&["x.sql.gz"])).unwrap();
+        assert_eq!(bound.get_attr("db").unwrap().as_str(), Some(""));
+        let role = roles.get("sidekiq").unwrap();
+        let ctx = minijinja::context! { args => bind_args(&a[0], &w(&["x.sql.gz", "scratch"])).unwrap() };
+        let code = role.templates.render_code(&a[0].run, &ctx, &Location::file("x"), crate::template::CodeKind::Shell).unwrap();
+        assert_eq!(code, "echo x.sql.gz scratch");
+        for bad in [&["../x"][..], &["x", "a'b"], &[], &["x", "y", "z"], &["$(id)"], &["x", "-d"]] {
+            let e = bind_args(&a[0], &w(bad)).unwrap_err();
+            assert!(e.location.as_ref().is_some_and(|l| l.line >= 1), "{bad:?}: {e}");
+        }
+        let list = tasks_listing(&roles).unwrap();
+        assert!(list.contains("sidekiq:restore FILE [DB]"), "{list}");
+        let (_d, roles) = role_with("r:\n  run: x\n  args: [{name: f, grammar: regex}]\n");
+        assert!(all_actions(&roles).unwrap_err().to_string().contains("no grammar `regex`"));
+    }
+
+    #[test]
     fn when_evaluates() {
         let (_d, roles) = role_with("a:\n  run: true\n");
         let role = roles.get("sidekiq").unwrap();
