@@ -138,14 +138,14 @@ fn the_replica_dumps_on_schedule_copies_to_the_backup_host_and_restores() {
         );
         (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
     };
-    let (code, out, err) = as_backup("id");
-    assert!(!out.contains("uid=") && code != Some(0), "`id` must not run: {code:?} {out} {err}");
+    let (id_code, out, err) = as_backup("id");
+    assert!(!out.contains("uid=") && id_code != Some(0), "`id` must not run: {id_code:?} {out} {err}");
     assert!(err.contains("only `put NAME`"), "the forced command answered: {err}");
     let (code, out, err) = as_backup("'put ../../../etc/x.sql.gz'");
     assert!(code != Some(0) && err.contains("not an allowed file name"), "{code:?} {out} {err}");
     let (code, _, err) = as_backup("");
     assert!(code != Some(0) && err.contains("only `put NAME`"), "no login shell either: {err}");
-    record(&format!("backup: with the copy's key on {BACKUP}: `id` -> exit {code:?}, refused by the forced command; a path as name refused"));
+    record(&format!("backup: with the copy's key on {BACKUP}: `id` -> exit {id_code:?}, printed no uid, refused by the forced command; a path as name refused"));
 
     // 2. Restore into a scratch database: the same rows.
     let t = std::time::Instant::now();
@@ -154,6 +154,14 @@ fn the_replica_dumps_on_schedule_copies_to_the_backup_host_and_restores() {
     let restored = ssh(REPLICA, "mysql -NBe 'SELECT COUNT(*) FROM pv_scratch.items'").trim().to_string();
     assert_eq!(restored, rows, "{}", restore.all());
     record(&format!("backup: restore of {dump} into pv_scratch on {REPLICA}: {restored} rows (primary's items: {rows}) in {:.1} s", t.elapsed().as_secs_f64()));
+    // A dump that names its database (the old `--databases` form) is refused: it would load
+    // into that database, not the scratch one.
+    let old = dump.replace("flipper_test-", "flipper_test-old");
+    ssh(REPLICA, &format!("mysqldump --databases flipper_test | gzip > {DIR}/{old}"));
+    let r = common::run_provision(p.dir.path(), &["do", "inventories/test.yml", "mysql:restore", &old, "pv_scratch2"], &[]);
+    assert_eq!(r.code, 1, "{}", r.all());
+    assert!(r.all().contains("names its database"), "{}", r.all());
+    ssh(REPLICA, &format!("rm -f {DIR}/{old}"));
     // The app database itself is refused on the replica.
     let r = common::run_provision(p.dir.path(), &["do", "inventories/test.yml", "mysql:restore", &dump, "flipper_test"], &[]);
     assert_eq!(r.code, 1, "{}", r.all());
