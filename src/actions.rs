@@ -198,10 +198,11 @@ pub fn all_actions(roles: &Roles) -> Result<Vec<Action>, Diagnostics> {
 /// `provision tasks`: the listing, one line per action (`role:verb  description`).
 pub fn tasks_listing(roles: &Roles) -> Result<String, Diagnostics> {
     let actions = all_actions(roles)?;
-    let width = actions.iter().map(|a| a.role.len() + a.verb.len() + 1).max().unwrap_or(0);
+    let usage = |a: &Action| format!("{}:{}{}", a.role, a.verb, a.args.iter().map(|x| format!(" {}", x.usage())).collect::<String>());
+    let width = actions.iter().map(|a| usage(a).len()).max().unwrap_or(0);
     let mut out = String::new();
     for a in &actions {
-        let name = format!("{}:{}{}", a.role, a.verb, a.args.iter().map(|x| format!(" {}", x.usage())).collect::<String>());
+        let name = usage(a);
         let mut desc = a.description.split_whitespace().collect::<Vec<_>>().join(" ");
         if let Some(w) = &a.when {
             desc.push_str(&format!(" [when {}]", w.trim().trim_start_matches("{{").trim_end_matches("}}").trim()));
