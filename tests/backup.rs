@@ -21,7 +21,7 @@ fn inventory(public: &str, host_key: &str, extra_vars: &str, offline: bool) -> S
     let tb = testbed_dir();
     let at = |h: &str| if offline { format!("127.0.0.{}\n    port: 9", 1 + [PRIMARY, REPLICA, BACKUP].iter().position(|x| *x == h).unwrap_or(0)) } else { address(h) };
     format!(
-        "stage: test\nssh:\n  identity_file: {}\n  known_hosts: {}\n  connect_timeout: 5\nvars:\n  app: flipper\n  mysql_app_password: !secret \"app'pw\\\"x\"\n  mysql_replication_password: !secret repl-pw-123\n  mysql_backup_ssh_key: !env PV_BACKUP_TEST_KEY\n  mysql_backup_ssh_public_key: {public:?}\n  mysql_backup_host_key: {host_key:?}\n{extra_vars}hosts:\n  {PRIMARY}:\n    address: {}\n    roles: [mysql]\n    primary: true\n  {REPLICA}:\n    address: {}\n    roles: [mysql]\n  {BACKUP}:\n    address: {}\n    roles: [backup]\n",
+        "stage: test\nssh:\n  identity_file: {}\n  known_hosts: {}\n  connect_timeout: 5\nvars:\n  app: flipper\n  mysql_app_password: !secret \"app'pw\\\"x\"\n  mysql_replication_password: !secret repl-pw-123\n  mysql_backup_ssh_key: !env PV_BACKUP_TEST_KEY\n  mysql_backup_ssh_public_key: {public:?}\n  mysql_backup_host_key: {host_key:?}\n  firewall_admin_networks: [10.77.0.1]\n{extra_vars}hosts:\n  {PRIMARY}:\n    address: {}\n    roles: [mysql]\n    primary: true\n  {REPLICA}:\n    address: {}\n    roles: [mysql]\n  {BACKUP}:\n    address: {}\n    roles: [firewall, backup]\n",
         tb.join("id_ed25519").display(),
         tb.join("known_hosts").display(),
         at(PRIMARY),
@@ -50,7 +50,7 @@ fn converge(p: &Project, args: &[&str]) -> Run {
 fn the_replica_dumps_on_schedule_copies_to_the_backup_host_and_restores() {
     let _s = common::serial();
     let p = Project::new(&[]);
-    for role in ["stack", "mysql", "backup"] {
+    for role in ["stack", "mysql", "backup", "firewall"] {
         p.copy_role(role);
     }
     // The copy's own key pair, made for this test; bk1's host key read over the testbed's
@@ -118,6 +118,9 @@ fn the_replica_dumps_on_schedule_copies_to_the_backup_host_and_restores() {
     let remote = ssh(BACKUP, &format!("stat -c '%a %U' /srv/backup/data/mysql/{dump}; sha256sum < /srv/backup/data/mysql/{dump}"));
     let r: Vec<&str> = remote.lines().collect();
     assert_eq!(r.first().copied(), Some("600 backup"), "the copy reached bk1: {remote}\n{journal}");
+    // Through bk1's firewall, which admits SSH from the admin network and the mysql hosts only.
+    let rules = ssh(BACKUP, "nft list chain inet provision input");
+    assert!(rules.contains("policy drop;") && rules.contains(&common::address(REPLICA)), "bk1's input chain:\n{rules}");
     assert_eq!(r.get(1), l.get(2), "the same bytes on both hosts");
     record(&format!("backup: service ran in {secs:.1} s: {DIR}/{dump} ({}), copy on {BACKUP} ({}), sha256 equal", l[1], r[0]));
 
