@@ -15,15 +15,15 @@
 //!         db1=10.77.0.25 db2=10.77.0.26 faye1=10.77.0.27
 //!
 //! Traffic goes only to those 10.77.0.x testbed addresses. std only: ssh and the
-//! provision binary through std::process::Command, HTTP through a TcpStream.
+//! provision binary through std::process::Command, HTTPS through curl (tests/stack/web.rs).
 
 mod common;
 #[path = "stack/network.rs"]
 mod network;
+#[path = "stack/web.rs"]
+mod web;
 use common::record;
 use std::collections::BTreeSet;
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
@@ -164,25 +164,10 @@ fn wait_for<T>(secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
     }
 }
 
-/// One HTTP/1.0 request to a testbed address; (status, body).
+/// One request to web1 (HTTPS, see tests/stack/web.rs); (status, body).
 fn http(host: &str, method: &str, path: &str, body: Option<(&str, &str)>) -> Result<(u16, String), String> {
-    let sa: SocketAddr = format!("{host}:80").parse().unwrap();
-    assert!(host.starts_with("10.77.0."), "test traffic goes to testbed addresses only");
-    let mut s = TcpStream::connect_timeout(&sa, Duration::from_secs(5)).map_err(|e| e.to_string())?;
-    s.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
-    let mut req = format!("{method} {path} HTTP/1.0\r\nHost: {host}\r\nUser-Agent: provision-stack-test\r\n");
-    if let Some((ctype, b)) = body {
-        req.push_str(&format!("Content-Type: {ctype}\r\nContent-Length: {}\r\n\r\n{b}", b.len()));
-    } else {
-        req.push_str("\r\n");
-    }
-    s.write_all(req.as_bytes()).map_err(|e| e.to_string())?;
-    let mut buf = Vec::new();
-    s.read_to_end(&mut buf).map_err(|e| e.to_string())?;
-    let text = String::from_utf8_lossy(&buf).to_string();
-    let status = text.split_whitespace().nth(1).and_then(|c| c.parse().ok()).ok_or_else(|| format!("no HTTP status in {text:?}"))?;
-    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
-    Ok((status, body))
+    assert_eq!(host, WEB, "the stack's requests go through web1");
+    web::http(method, path, body)
 }
 
 fn json_str(body: &str, key: &str) -> Option<String> {
@@ -406,15 +391,8 @@ fn faye_handshake() {
     let (status, body) = http(WEB, "POST", "/faye", Some(("application/json", hs))).expect("POST /faye");
     assert_eq!(status, 200, "faye handshake through web1: {status} {body}");
     assert!(body.contains("\"successful\":true"), "faye handshake through web1: {body}");
-    // And a websocket upgrade passes the proxy.
-    let sa: SocketAddr = format!("{WEB}:80").parse().unwrap();
-    let mut s = TcpStream::connect_timeout(&sa, Duration::from_secs(5)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    s.write_all(format!("GET /faye HTTP/1.1\r\nHost: {WEB}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n").as_bytes()).unwrap();
-    let mut buf = [0u8; 64];
-    let n = s.read(&mut buf).unwrap_or(0);
-    let line = String::from_utf8_lossy(&buf[..n]).to_string();
-    assert!(line.starts_with("HTTP/1.1 101"), "websocket upgrade through web1 answered {line:?}");
+    // And a websocket upgrade passes the proxy, over TLS.
+    web::faye_websocket_over_tls();
 }
 
 /// Must show 5: the deploy user may restart sidekiq, and nothing else.
@@ -554,6 +532,7 @@ fn stack_end_to_end() {
     assert!(!elsewhere.path().starts_with(root()), "the temp directory is inside the repository");
     init_and_bootstrap(elsewhere.path());
     provision_then_check();
+    web::redirect_and_certificate();
     load_balancing();
     app_hosts();
     job_through_the_stack();
