@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# testbed.sh — real Debian 12 hosts on this machine, for provision's tests and demo.
+# testbed.sh — real Debian 12 (or 13) hosts on this machine, for provision's tests and demo.
 #
 # Each host is a systemd-nspawn container booted with systemd as PID 1, on an
-# overlayfs over a shared debootstrap base, in its own network namespace on the
+# overlayfs over a shared debootstrap base (one per Debian release, bookworm by
+# default: tests/testbed_base.sh), in its own network namespace on the
 # 10.77.0.0/24 bridge pvtb0. Hosts reach each other on every port and the Debian
 # registry (via NAT) and nothing else. See ../shared/TESTBED.md for what was
 # tried by hand on this machine kind. One testbed per machine: the bridge,
@@ -11,7 +12,7 @@
 # role (nftables) can be tested on it.
 #
 # Usage:
-#   tests/testbed.sh up [--rebuild-base] NAME[=ADDRESS]... | N
+#   tests/testbed.sh up [--rebuild-base] [--release bookworm|trixie] NAME[=ADDRESS]... | N
 #   tests/testbed.sh down [NAME...]     (no names: everything the testbed made)
 #   tests/testbed.sh status | inventory | ssh NAME [CMD...]
 #   tests/testbed.sh sim up N | down | inventory [N] [ROLE...] | status
@@ -19,7 +20,8 @@
 set -euo pipefail
 
 STATE=${PROVISION_TESTBED:-/var/lib/provision-testbed}
-BASE=$STATE/base                 # cached Debian rootfs (overlay lower layer)
+BASE=$STATE/base                 # cached Debian rootfs (overlay lower layer): bookworm's;
+                                 # `up --release R` sets it to R's (base_dir)
 HOSTS=$STATE/hosts               # one dir per host: upper/ work/ root/ address pid log
 KEY=$STATE/id_ed25519
 KNOWN=$STATE/known_hosts
@@ -29,7 +31,6 @@ PREFIX=10.77.0
 GATEWAY=$PREFIX.1
 BRIDGE=pvtb0
 REGISTRY=deb.debian.org
-SUITE=bookworm
 # Our own chains, so that `down` removes exactly what we added and nothing else.
 FWD_CHAIN=PVTB-FWD   # filter FORWARD: hosts -> hosts / registry only
 IN_CHAIN=PVTB-IN     # filter INPUT: hosts may not open connections to the machine
@@ -84,65 +85,8 @@ registry_ips() {
 
 # ---------------------------------------------------------------- base rootfs
 
-ensure_key() {
-  [[ -f $KEY ]] || ssh-keygen -q -t ed25519 -N '' -C provision-testbed -f "$KEY"
-}
-
-# Unmount whatever a crashed debootstrap left mounted (proc, sys...) below $1.
-umount_below() {
-  findmnt -rn -o TARGET | awk -v p="$1/" 'index($0, p) == 1' | sort -r |
-    while read -r m; do umount -l "$m" || true; done
-}
-
-# Build into a temp dir and rename it into place at the end, so that a crashed
-# build is never mistaken for a cached base.
-build_base() {
-  local tmp=$STATE/base.tmp start=$SECONDS
-  umount_below "$tmp"; rm -rf --one-file-system "$tmp"
-  log "building base rootfs (debootstrap $SUITE minbase, about a minute)"
-  debootstrap --variant=minbase \
-    --include=systemd,systemd-sysv,dbus,openssh-server,sudo,iproute2 \
-    "$SUITE" "$tmp" "http://$REGISTRY/debian" >"$STATE/debootstrap.log" 2>&1 ||
-    die "debootstrap failed, see $STATE/debootstrap.log"
-
-  # Identity is per host: machine-id and host keys are written at create time.
-  : >"$tmp/etc/machine-id"
-  rm -f "$tmp"/etc/ssh/ssh_host_*
-  # Only the ed25519 host key exists, so tell sshd not to look for others.
-  echo 'HostKey /etc/ssh/ssh_host_ed25519_key' >"$tmp/etc/ssh/sshd_config.d/testbed.conf"
-  # No DNS inside: the registry comes from /etc/hosts.
-  : >"$tmp/etc/resolv.conf"
-  echo "deb http://$REGISTRY/debian $SUITE main" >"$tmp/etc/apt/sources.list"
-  echo 'Acquire::Languages "none";' >"$tmp/etc/apt/apt.conf.d/99testbed"
-  install -d -m 700 "$tmp/root/.ssh"
-  install -m 600 "$KEY.pub" "$tmp/root/.ssh/authorized_keys"
-  rm -rf "$tmp"/var/cache/apt/archives/*.deb "$tmp"/var/lib/apt/lists/*
-
-  [[ -d $BASE ]] && { rm -rf --one-file-system "$BASE.old"; mv "$BASE" "$BASE.old"; }
-  mv "$tmp" "$BASE"
-  rm -rf --one-file-system "$BASE.old"
-  log "base built in $((SECONDS - start))s"
-}
-
-# Applied to each host's own layer at create time (so a base cached by an
-# older version of this script gets them too).
-mask_units() {
-  local root=$1 unit
-  # A minbase host boots to `running` in nspawn with nothing masked. But the apt
-  # timers would run apt in the background and hold the dpkg lock while a test
-  # or provision installs packages; and the console is read-only (its output
-  # goes to the host's log), so a login prompt there serves no one.
-  for unit in apt-daily.timer apt-daily-upgrade.timer console-getty.service; do
-    ln -sf /dev/null "$root/etc/systemd/system/$unit"
-  done
-}
-
-ensure_base() {
-  local rebuild=$1
-  if [[ $rebuild == yes || ! -d $BASE ]]; then
-    build_base
-  fi
-}
+# The cached bases, one per release (ensure_base, build_base, mask_units...).
+source "$(dirname "${BASH_SOURCE[0]}")/testbed_base.sh"
 
 # ---------------------------------------------------------------- host state
 
@@ -319,6 +263,7 @@ create_host_fs() {
   shift 2
   mkdir -p "$dir/upper" "$dir/work" "$root"
   echo "$addr" >"$dir/address"
+  echo "$RELEASE" >"$dir/release"
   mount -t overlay overlay -o "lowerdir=$BASE,upperdir=$dir/upper,workdir=$dir/work" "$root"
   echo "$name" >"$root/etc/hostname"
   tr -d - </proc/sys/kernel/random/uuid >"$root/etc/machine-id"
@@ -442,10 +387,19 @@ lock_state() {
 
 cmd_up() {
   local rebuild=no args=() spec name addr
-  for spec in "$@"; do
-    if [[ $spec == --rebuild-base ]]; then rebuild=yes; else args+=("$spec"); fi
+  RELEASE=${RELEASES[0]}
+  while (($#)); do
+    case $1 in
+      --rebuild-base) rebuild=yes ;;
+      --release) (($# >= 2)) || die "--release needs a value (${RELEASES[*]})"; RELEASE=$2; shift ;;
+      --release=*) RELEASE=${1#--release=} ;;
+      *) args+=("$1") ;;
+    esac
+    shift
   done
-  ((${#args[@]})) || die "usage: up [--rebuild-base] NAME[=ADDRESS]... | N"
+  ((${#args[@]})) || die "usage: up [--rebuild-base] [--release $(IFS="|"; echo "${RELEASES[*]}")] NAME[=ADDRESS]... | N"
+  check_release "$RELEASE"
+  BASE=$(base_dir "$RELEASE")
   if [[ ${#args[@]} -eq 1 && ${args[0]} =~ ^[0-9]+$ ]]; then
     local n=${args[0]} i; args=()
     for ((i = 1; i <= n; i++)); do args+=("h$i"); done
@@ -456,9 +410,13 @@ cmd_up() {
   chmod 700 "$STATE"
   lock_state
   clean_stale
-  [[ $rebuild == no || -z $(host_names) ]] || die "--rebuild-base: hosts are up, run down first"
+  if [[ $rebuild == yes ]]; then
+    for name in $(host_names); do
+      [[ $(host_release "$name") != "$RELEASE" ]] || die "--rebuild-base: $RELEASE hosts are up ($name), run down first"
+    done
+  fi
   ensure_key
-  ensure_base "$rebuild"
+  ensure_base "$RELEASE" "$rebuild"
   check_nspawn
 
   # Decide names and addresses before touching anything.
@@ -467,7 +425,11 @@ cmd_up() {
     name=${spec%%=*}; addr=""
     [[ $spec == *=* ]] && addr=${spec#*=}
     [[ $name =~ ^[a-z][a-z0-9-]{0,30}$ ]] || die "bad host name '$name' (a-z, 0-9, -)"
-    if [[ -d $HOSTS/$name ]]; then log "$name is already up"; continue; fi
+    if [[ -d $HOSTS/$name ]]; then
+      [[ $(host_release "$name") == "$RELEASE" ]] ||
+        die "$name is already up with $(host_release "$name"), not $RELEASE (down $name first)"
+      log "$name is already up"; continue
+    fi
     [[ " ${names[*]} " == *" $name "* ]] && die "host $name given twice"
     if [[ -z $addr ]]; then
       addr=$(next_free_addr)
@@ -523,8 +485,12 @@ cmd_down() {
   remove_hosts $(host_names)
   clean_stale
   teardown_network
-  umount_below "$STATE/base.tmp"   # a base build that crashed
-  rm -rf --one-file-system "$HOSTS" "$STATE/base.tmp"
+  local tmp
+  for tmp in "$STATE"/base.tmp "$STATE"/base-*.tmp; do   # base builds that crashed
+    umount_below "$tmp"
+    rm -rf --one-file-system "$tmp"
+  done
+  rm -rf --one-file-system "$HOSTS"
   rm -f "$INVENTORY" "$INVENTORY.tmp" "$KNOWN"
   # The simulated hosts too: `down` leaves nothing the testbed made.
   "$(dirname "$0")/testbed_sim.sh" down

@@ -91,6 +91,10 @@ fi
 for f in inventory.yml known_hosts base.tmp sysctl.orig; do
   [[ ! -e $STATE/$f ]] || leftover "$STATE/$f"
 done
+# A crashed base build of another release (tests/testbed_base.sh: base-RELEASE.tmp).
+for f in "$STATE"/base-*.tmp; do
+  [[ ! -e $f ]] || leftover "$f"
+done
 
 if ((leftovers)); then
   echo "testbed down check: FAILED, $leftovers leftover(s)" >&2
