@@ -33,6 +33,8 @@ export PROVISION_RELEASE_BIN="${CARGO_TARGET_DIR:-$PWD/target}/release/provision
 # tests/backup.rs: a MariaDB primary and replica and a backup host of their own.
 BACKUP_HOSTS=(bkdb1=10.77.0.41 bkdb2=10.77.0.42 bk1=10.77.0.43)
 SANDBOX=(web1=10.77.0.21 app1=10.77.0.22 app2=10.77.0.23 worker1=10.77.0.24 db1=10.77.0.25 db2=10.77.0.26 faye1=10.77.0.27)
+# tests/trixie.rs: the stack on five Debian 13 hosts (their own cached base, $STATE/base-trixie).
+TRIXIE=(tx-web1=10.77.0.51 tx-app1=10.77.0.52 tx-worker1=10.77.0.53 tx-db1=10.77.0.54 tx-db2=10.77.0.55)
 teardown() {
   local rc=$?
   echo "== testbed down"
@@ -47,7 +49,10 @@ start=$(date +%s)
 # bootstrap test) would make the tests depend on history.
 tests/testbed.sh down
 tests/testbed.sh up t1 t2 t3 t4 "${SANDBOX[@]}" tls1=10.77.0.31 acme1=10.77.0.32 "${BACKUP_HOSTS[@]}"
-echo "testbed: 16 hosts up in $(( $(date +%s) - start )) s"
+# After the bookworm hosts, not beside them: an `up` holds the testbed's state lock for its
+# whole run (the base build included), so a second one in the background would only wait.
+tests/testbed.sh up --release trixie "${TRIXIE[@]}"
+echo "testbed: 21 hosts up in $(( $(date +%s) - start )) s"
 if ! wait "$release_pid"; then
   cat "$release_log" >&2
   echo "tests/run.sh: the release build failed" >&2
