@@ -22,15 +22,15 @@ use std::thread::sleep;
 use std::time::{Duration, Instant};
 
 const HOSTS: [(&str, &str, &str); 5] = [
-    ("tx-web1", "10.77.0.51", "[nginx]"),
-    ("tx-app1", "10.77.0.52", "[example_release, puma]"),
-    ("tx-worker1", "10.77.0.53", "[redis, example_release, sidekiq]"),
-    ("tx-db1", "10.77.0.54", "[mysql]\n    primary: true"),
-    ("tx-db2", "10.77.0.55", "[mysql]"),
+    ("tx-web1", "10.77.0.51", "[common, nginx]"),
+    ("tx-app1", "10.77.0.52", "[common, example_release, puma]"),
+    ("tx-worker1", "10.77.0.53", "[common, redis, example_release, sidekiq]"),
+    ("tx-db1", "10.77.0.54", "[common, mysql]\n    primary: true"),
+    ("tx-db2", "10.77.0.55", "[common, mysql]"),
 ];
 const WEB: &str = "10.77.0.51";
 const DB_NAME: &str = "flipper_sandbox";
-const ROLES: [&str; 10] = ["stack", "app", "nginx", "redis", "mysql", "puma", "sidekiq", "example_release", "bootstrap", "bootstrap-ssh"];
+const ROLES: [&str; 12] = ["stack", "app", "common", "firewall", "nginx", "redis", "mysql", "puma", "sidekiq", "example_release", "bootstrap", "bootstrap-ssh"];
 
 fn state_dir() -> PathBuf {
     common::testbed_dir()
@@ -126,6 +126,8 @@ fn provision(project: &Path, cache: &Path, args: &[&str]) -> Run {
 fn inventory() -> String {
     let sandbox = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("inventories/sandbox.yml")).expect("inventories/sandbox.yml");
     let head = &sandbox[..sandbox.find("\nhosts:\n").expect("sandbox.yml has hosts:") + 1];
+    // Plain HTTP here, read with a TcpStream: the sandbox's HTTPS is tests/stack.rs's.
+    let head = head.replace("nginx_tls: self_signed", "nginx_tls: \"off\"");
     let mut inv = format!("# tests/trixie.rs: the sandbox's settings on the Debian 13 hosts.\n{head}hosts:\n");
     for (name, a, roles) in HOSTS {
         inv.push_str(&format!("  {name}:\n    address: {a}\n    user: admin\n    roles: {roles}\n"));
@@ -149,6 +151,10 @@ fn os_release_says_13(when: &str) {
     for (n, _, _) in HOSTS {
         let os = sh(n, ". /etc/os-release && printf '%s %s %s' \"$ID\" \"$VERSION_ID\" \"$VERSION_CODENAME\"");
         assert_eq!(os, "debian 13 trixie", "{n} ({when}): /etc/os-release");
+        if when != "before" {
+            // The common role's firewall is in force on Debian 13's nftables too.
+            assert!(sh(n, "nft list chain inet provision input").contains("policy drop;"), "{n}: no firewall");
+        }
     }
 }
 
