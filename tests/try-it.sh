@@ -14,11 +14,15 @@ tests/testbed.sh up web1=10.77.0.21 app1=10.77.0.22 app2=10.77.0.23 worker1=10.7
 "$provision" bootstrap inventories/sandbox.yml
 "$provision" inventories/sandbox.yml --check || [[ $? -eq 2 ]]
 "$provision" inventories/sandbox.yml
+# web1 serves HTTPS with a certificate of the sandbox CA made on it (nginx_tls: self_signed).
+ca=$(mktemp --suffix=.pem)
+tests/testbed.sh ssh web1 cat /etc/nginx/tls/ca.pem > "$ca"
 cat <<MSG
 
-The stack is up. Try:
-  curl http://10.77.0.21/                     # answered by app1 or app2, through nginx on web1
-  curl -X POST http://10.77.0.21/jobs          # a Sidekiq job on worker1 writes a row on db1
+The stack is up. Try (web1's certificate is for the name web1; its CA is in $ca):
+  curl --cacert $ca --resolve web1:443:10.77.0.21 https://web1/              # app1 or app2 answers, through nginx on web1
+  curl --cacert $ca --resolve web1:443:10.77.0.21 -X POST https://web1/jobs   # a Sidekiq job on worker1 writes a row on db1
+  curl -I http://10.77.0.21/                   # port 80 redirects to HTTPS
   $provision inventories/sandbox.yml --check    # nothing left to change
   tests/testbed.sh ssh web1                    # a shell on a host (as root: the sandbox keeps root's key login)
   tests/testbed.sh down                        # remove everything
