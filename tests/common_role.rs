@@ -8,12 +8,13 @@ use common::{run_provision, ssh, Project};
 
 const H: &str = "t2";
 
-/// Leaves t2's apt timers idle whatever happens: the suite's other tests install packages
+/// Leaves t2's apt timers idle and its firewall (which common brings) gone, whatever happens:
+/// the suite's other tests install packages and open ports
 /// there, and a daily upgrade holding dpkg's lock would make them wait.
 struct Idle;
 impl Drop for Idle {
     fn drop(&mut self) {
-        let _ = common::ssh_output(H, "printf 'APT::Periodic::Update-Package-Lists \"0\";\\nAPT::Periodic::Unattended-Upgrade \"0\";\\n' > /etc/apt/apt.conf.d/20auto-upgrades; rm -rf /var/www/flipper/shared/log/pv-rotate.log*");
+        let _ = common::ssh_output(H, "printf 'APT::Periodic::Update-Package-Lists \"0\";\\nAPT::Periodic::Unattended-Upgrade \"0\";\\n' > /etc/apt/apt.conf.d/20auto-upgrades; rm -rf /var/www/flipper/shared/log/pv-rotate.log*; nft flush ruleset; systemctl disable -q nftables 2>/dev/null; rm -f /etc/nftables.conf; true");
     }
 }
 
@@ -24,6 +25,7 @@ fn the_base_of_every_host() {
     let p = Project::new(&[(H, &["common"])]);
     p.copy_role("stack");
     p.copy_role("common");
+    p.copy_role("firewall");
     let inv = std::fs::read_to_string(p.path("inventories/test.yml")).expect("inventory");
     p.write("inventories/test.yml", &format!("{inv}vars: {{app: flipper}}\n"));
 
@@ -31,6 +33,8 @@ fn the_base_of_every_host() {
     assert_eq!(r.code, 0, "{}", r.all());
     assert_eq!(ssh(H, "apt-config dump APT::Periodic::Unattended-Upgrade"), "APT::Periodic::Unattended-Upgrade \"1\";\n");
     assert!(ssh(H, "dpkg-query -W -f='${Status}' unattended-upgrades").contains("ok installed"));
+    // The firewall comes with common: inbound dropped but SSH (open to everyone by default).
+    assert!(ssh(H, "nft list chain inet provision input").contains("policy drop;"), "no firewall on {H}");
     assert_eq!(ssh(H, "apt-config dump Unattended-Upgrade::Automatic-Reboot"), "Unattended-Upgrade::Automatic-Reboot \"false\";\n");
     // t2 is a systemd-nspawn container: it shares the machine's clock, chrony is not for it.
     assert_eq!(ssh(H, "systemd-detect-virt --container"), "systemd-nspawn\n");
