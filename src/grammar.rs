@@ -56,6 +56,22 @@ pub fn on_calendar(v: &str) -> Result<String, String> {
     }
 }
 
+/// A local account name, Debian's grammar (`useradd` with its default `NAME_REGEX`): a
+/// lowercase letter or `_`, then lowercase letters, digits, `_` and `-`, at most 32 bytes.
+/// The `user` module checks names with it; a template puts a user name into a config file
+/// (an exim router, a mailbox path) with `{{ name | account_name }}`, so a quote, a space,
+/// `$`, `/` or a newline cannot reach the file.
+pub fn account_name(v: &str) -> Result<String, String> {
+    let ok = v.len() <= 32
+        && v.chars().next().is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+        && v.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-');
+    if ok {
+        Ok(v.to_string())
+    } else {
+        Err(format!("`{}` is not a user name (a lowercase letter or _, then lowercase letters, digits, _ and -, at most 32)", printable(v)))
+    }
+}
+
 /// The key types an `authorized_keys` or `known_hosts` line may carry.
 const KEY_TYPES: [&str; 7] = [
     "ssh-ed25519",
@@ -115,6 +131,7 @@ pub fn add_filters(env: &mut Environment<'static>) {
     env.add_filter("sql_name", filter(sql_name));
     env.add_filter("on_calendar", filter(on_calendar));
     env.add_filter("ssh_public_key", filter(ssh_public_key));
+    env.add_filter("account_name", filter(account_name));
 }
 
 #[cfg(test)]
@@ -158,6 +175,19 @@ mod tests {
         }
         for bad in hostile_around("scratch") {
             assert!(sql_name(&bad).is_err(), "{bad:?} must be refused");
+        }
+    }
+
+    #[test]
+    fn account_names_pass_and_hostile_values_do_not() {
+        for ok in ["mailcatch", "_x", "deploy-2", "a", &"a".repeat(32)] {
+            assert_eq!(account_name(ok).as_deref(), Ok(ok));
+        }
+        for bad in ["Mail", "1mail", "mail.catch", "mail/catch", "mail@x", "é", &"a".repeat(33)] {
+            assert!(account_name(bad).is_err(), "{bad:?} must be refused");
+        }
+        for bad in hostile_around("mailcatch") {
+            assert!(account_name(&bad).is_err(), "{bad:?} must be refused");
         }
     }
 

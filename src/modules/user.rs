@@ -120,11 +120,9 @@ impl Resource for User {
     }
 }
 
+/// Debian's account-name grammar, the one `{{ name | account_name }}` checks in templates.
 pub fn valid_account_name(n: &str) -> bool {
-    !n.is_empty()
-        && n.len() <= 32
-        && n.chars().next().is_some_and(|c| c.is_ascii_lowercase() || c == '_')
-        && n.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
+    crate::grammar::account_name(n).is_ok()
 }
 
 impl Module for UserModule {
