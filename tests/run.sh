@@ -31,6 +31,7 @@ export PROVISION_RELEASE_BIN="${CARGO_TARGET_DIR:-$PWD/target}/release/provision
 # Core and fault tests use t1..t3, the bootstrap test t4; the stack test uses the sandbox topology (fixed addresses, the
 # same as inventories/sandbox.yml); tests/https.rs uses tls1 (nginx) and acme1 (pebble, a test ACME server).
 # tests/backup.rs: a MariaDB primary and replica and a backup host of their own.
+# tests/mail.rs: ml1 (exim4 catching every message locally; --check needs it fresh).
 BACKUP_HOSTS=(bkdb1=10.77.0.41 bkdb2=10.77.0.42 bk1=10.77.0.43)
 SANDBOX=(web1=10.77.0.21 app1=10.77.0.22 app2=10.77.0.23 worker1=10.77.0.24 db1=10.77.0.25 db2=10.77.0.26 faye1=10.77.0.27)
 # tests/trixie.rs: the stack on five Debian 13 hosts (their own cached base, $STATE/base-trixie).
@@ -48,11 +49,11 @@ start=$(date +%s)
 # Fresh hosts every run: a host changed by an earlier run (t4 has no root login after the
 # bootstrap test) would make the tests depend on history.
 tests/testbed.sh down
-tests/testbed.sh up t1 t2 t3 t4 "${SANDBOX[@]}" tls1=10.77.0.31 acme1=10.77.0.32 "${BACKUP_HOSTS[@]}"
+tests/testbed.sh up t1 t2 t3 t4 "${SANDBOX[@]}" tls1=10.77.0.31 acme1=10.77.0.32 "${BACKUP_HOSTS[@]}" ml1=10.77.0.81
 # After the bookworm hosts, not beside them: an `up` holds the testbed's state lock for its
 # whole run (the base build included), so a second one in the background would only wait.
 tests/testbed.sh up --release trixie "${TRIXIE[@]}"
-echo "testbed: 21 hosts up in $(( $(date +%s) - start )) s"
+echo "testbed: 22 hosts up in $(( $(date +%s) - start )) s"
 if ! wait "$release_pid"; then
   cat "$release_log" >&2
   echo "tests/run.sh: the release build failed" >&2
