@@ -53,8 +53,10 @@ fn every_message_lands_in_the_local_mailbox_and_nothing_leaves() {
     assert_eq!(digest(), before, "--check changed the host");
     assert_eq!(ssh(H, "test -e /usr/sbin/exim4 && echo present || echo absent"), "absent\n");
 
+    let started = std::time::Instant::now();
     let r = p.run(&["--format", "json"]);
     assert_eq!(r.code, 0, "{}", r.all());
+    common::record(&format!("mail: first converge of ml1, {} changes in {:.1} s", r.changes(), started.elapsed().as_secs_f64()));
     assert!(ssh(H, "dpkg-query -W -f='${Status}' exim4-daemon-light").contains("ok installed"));
     assert_eq!(ssh(H, "systemctl is-active exim4"), "active\n");
     // The mailbox's user cannot log in.
@@ -120,9 +122,18 @@ fn every_message_lands_in_the_local_mailbox_and_nothing_leaves() {
     p.write("roles/mail/templates/router-catch-all.j2", &format!("{template}  no_such_option = 1\n"));
     let broken = p.run(&[]);
     assert_eq!(broken.code, 1, "{}", broken.all());
+    assert!(broken.all().contains("option \"no_such_option\" unknown"), "not refused by exim's check: {}", broken.all());
     assert_eq!(ssh(H, &format!("sha256sum {router}")), good);
     assert!(ssh(H, "exim4 -bt outside@example.net").contains("router = provision_catch_all"));
     assert_eq!(ssh(H, "systemctl is-active exim4"), "active\n");
+
+    // The good router again: the run has nothing to change but the reload journaled by the
+    // failed one; after it, nothing at all.
+    p.write("roles/mail/templates/router-catch-all.j2", &template);
+    let back = p.run(&["--format", "json"]);
+    assert_eq!(back.code, 0, "{}", back.all());
+    let quiet = p.run(&["--format", "json"]);
+    assert_eq!((quiet.code, quiet.changes()), (0, 0), "{}", quiet.all());
 }
 
 #[test]
