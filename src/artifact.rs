@@ -4,7 +4,7 @@
 use crate::release_scripts::Artifact;
 use crate::shell::sha256_hex;
 use anyhow::{bail, Context, Result};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Where the code comes from.
 #[derive(Debug, Clone)]
@@ -45,13 +45,7 @@ pub fn artifact(source: &Source, revision: Option<&str>) -> Result<Artifact> {
     let sha256 = sha256_hex(&bytes);
     let revision = match revision {
         Some(r) => r.to_string(),
-        None => git_dir
-            .and_then(|d| {
-                let o = std::process::Command::new("git").arg("-C").arg(d).args(["rev-parse", "--short", "HEAD"]).output().ok()?;
-                o.status.success().then(|| String::from_utf8_lossy(&o.stdout).trim().to_string())
-            })
-            .filter(|s| !s.is_empty())
-            .unwrap_or_else(|| sha256[..12].to_string()),
+        None => git_dir.and_then(|d| dir_revision(&d)).unwrap_or_else(|| sha256[..12].to_string()),
     };
     if revision.chars().any(|c| c.is_control()) || revision.len() > 200 {
         bail!("--revision must be one printable line of at most 200 characters");
@@ -59,3 +53,9 @@ pub fn artifact(source: &Source, revision: Option<&str>) -> Result<Artifact> {
     Ok(Artifact { bytes, sha256, revision })
 }
 
+
+/// The directory's `git rev-parse --short HEAD`, if it is a git work tree.
+pub fn dir_revision(d: &Path) -> Option<String> {
+    let o = std::process::Command::new("git").arg("-C").arg(d).args(["rev-parse", "--short", "HEAD"]).output().ok()?;
+    Some(String::from_utf8_lossy(&o.stdout).trim().to_string()).filter(|s| o.status.success() && !s.is_empty())
+}

@@ -7,10 +7,11 @@
 //! [`runner`] works on hosts in parallel; [`ops`] chains the stages for each verb and
 //! returns its report, which [`report`] renders; [`cli`] parses arguments, one file a verb.
 //! The release's parts: [`release_hosts`] (settings), [`artifact`], [`deploy_lock`],
-//! [`release_scripts`].
+//! [`release_scripts`], [`release_rails`] (bundle, default migration), [`assets`] (built on the controller).
 
 pub mod actions;
 pub mod artifact;
+pub mod assets;
 pub mod apply;
 pub mod cli;
 pub mod context;
@@ -29,6 +30,7 @@ pub mod planner;
 pub mod probe;
 pub mod project;
 pub mod release_hosts;
+pub mod release_rails;
 pub mod release_scripts;
 pub mod report;
 pub mod resources;

@@ -5,7 +5,7 @@
 use crate::error::{Diagnostic, Diagnostics, Location};
 use crate::inventory::Host;
 use crate::project::Project;
-use crate::release_scripts::{GateCfg, HostCfg};
+use crate::release_scripts::{GateCfg, HostCfg, StepCmd};
 use crate::secrets::Secrets;
 use crate::vars::{var_list, var_str};
 
@@ -62,6 +62,11 @@ fn num(vars: &serde_yaml::Mapping, name: &str, default: u64, errors: &mut Diagno
             default
         }),
     }
+}
+
+/// A variable's string as it is, an empty one included (None: not set, or null).
+fn raw_str(vars: &serde_yaml::Mapping, name: &str) -> Option<String> {
+    vars.get(name).and_then(crate::yaml::scalar_string)
 }
 
 fn rel_path_ok(p: &str) -> bool {
@@ -154,7 +159,12 @@ pub fn host_cfg(project: &Project, host: &Host) -> Result<(HostCfg, Secrets), Di
         deploy_user,
         linked_files,
         linked_dirs,
-        migrate: var_str(&vars, "release_migrate"),
+        // An empty `release_migrate`/`release_bundle` turns the step off, so the raw value
+        // (var_str reads an empty string as unset).
+        migrate: StepCmd::from_var(raw_str(&vars, "release_migrate")),
+        bundle: StepCmd::from_var(raw_str(&vars, "release_bundle")),
+        assets: var_str(&vars, "release_assets"),
+        rails_env: var_str(&vars, "rails_env"),
         env_file: var_str(&vars, "app_env_file"),
         puma,
         sidekiq,

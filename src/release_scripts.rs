@@ -12,7 +12,14 @@ pub struct HostCfg {
     pub keep_releases: usize,
     pub linked_files: Vec<String>,
     pub linked_dirs: Vec<String>,
-    pub migrate: Option<String>,
+    /// `release_migrate`: unset runs `bin/rails db:migrate` when the release has it.
+    pub migrate: StepCmd,
+    /// `release_bundle`: unset runs `bundle install --local` when the release has a Gemfile.lock.
+    pub bundle: StepCmd,
+    /// `release_assets` (`auto`, `off` or a command run on the controller); None: auto.
+    pub assets: Option<String>,
+    /// `rails_env`: RAILS_ENV of the assets built on the controller.
+    pub rails_env: Option<String>,
     pub env_file: Option<String>,
     pub puma: Vec<String>,
     pub sidekiq: Vec<String>,
@@ -40,6 +47,26 @@ pub struct GateCfg {
     pub answered_retries: u32,
     pub interval: u32,
     pub timeout: u32,
+}
+
+/// A release command variable (`release_bundle`, `release_migrate`): unset gives the
+/// default, an empty value turns the step off, anything else is the user's sh command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StepCmd {
+    Default,
+    Off,
+    Command(String),
+}
+
+impl StepCmd {
+    /// From the variable's raw value (None: not set).
+    pub fn from_var(v: Option<String>) -> StepCmd {
+        match v {
+            None => StepCmd::Default,
+            Some(s) if s.trim().is_empty() => StepCmd::Off,
+            Some(s) => StepCmd::Command(s),
+        }
+    }
 }
 
 /// A packed artifact in memory.
@@ -172,18 +199,33 @@ fi\n"
 }
 
 /// The migration, as the deploy user in the new release, with the app's environment file.
-/// `command` is the role's code (`release_migrate`).
+/// `command` is the role's code (`release_migrate`) or the default of [`crate::release_rails`].
 pub fn migrate_script(cfg: &HostCfg, ts: &str, command: &Script) -> Script {
+    let mut s = header(cfg);
+    s.push(as_deploy_user(cfg, ts, command));
+    s
+}
+
+/// `inner_code` (sh) run as the deploy user in releases/`ts`, with the app's environment
+/// file loaded, HOME set to the deploy user's and stdin from /dev/null (a command that
+/// reads stdin must not eat the rest of this script); its stderr goes to stdout. After
+/// [`header`].
+pub fn as_deploy_user(cfg: &HostCfg, ts: &str, inner_code: &Script) -> Script {
     let mut inner = sh!("set -e\n");
     if let Some(env) = &cfg.env_file {
         inner.push(sh!("if [ -r {} ]; then set -a; . {}; set +a; fi\n", env, env));
     }
-    inner.push(sh!("cd -- {}\n{}\n", format!("{}/releases/{ts}", cfg.deploy_to), command));
-    let mut s = header(cfg);
-    s.push(sh!("PV_TMP=$(mktemp -d /tmp/.pv-migrate.XXXXXX) || exit 3\nchmod 0755 \"$PV_TMP\"\ntrap 'rm -rf \"$PV_TMP\"' EXIT\n"));
-    s.push(sh!("base64 -d > \"$PV_TMP/m\" {}chmod 0644 \"$PV_TMP/m\"\ncd /\n", heredoc_base64(inner.as_str().as_bytes())));
-    s.push(sh!("if [ \"$OWN\" = root:root ]; then sh \"$PV_TMP/m\"; else runuser -u \"$U\" -- sh \"$PV_TMP/m\"; fi\n"));
-    s
+    inner.push(sh!(
+        "h=$(getent passwd \"$(id -un)\" | cut -d: -f6); if [ -n \"$h\" ]; then HOME=$h; export HOME; fi\ncd -- {}\n{}\n",
+        format!("{}/releases/{ts}", cfg.deploy_to),
+        inner_code
+    ));
+    sh!(
+        "PV_TMP=$(mktemp -d /tmp/.pv-step.XXXXXX) || exit 3\nchmod 0755 \"$PV_TMP\"\ntrap 'rm -rf \"$PV_TMP\"' EXIT\n\
+base64 -d > \"$PV_TMP/m\" {}chmod 0644 \"$PV_TMP/m\"\ncd /\n\
+if [ \"$OWN\" = root:root ]; then sh \"$PV_TMP/m\" </dev/null 2>&1; else runuser -u \"$U\" -- sh \"$PV_TMP/m\" </dev/null 2>&1; fi\n",
+        heredoc_base64(inner.as_str().as_bytes())
+    )
 }
 
 /// Quiet sidekiq, switch `current` to releases/`to`, restart in role order, and check health.

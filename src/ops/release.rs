@@ -4,11 +4,13 @@
 //! every switched host goes back. The steps are described in docs/release.md; the scripts
 //! are [`crate::release_scripts`], the hosts' settings [`crate::release_hosts`].
 
-use crate::artifact::{artifact, Source};
+use crate::artifact::{artifact, dir_revision, Source};
+use crate::assets::Assets;
 use crate::deploy_lock::{controller_name, is_stamp, iso_now, lock_all, random_token, releases_of, utc_stamp, ReleaseTarget};
 use crate::project::Selection;
 use crate::release_hosts::{migration_host, release_hosts, switch_groups, Batch};
-use crate::release_scripts::{abort_script, finish_script, gate_script, header, migrate_script, prepare_script_with, switch_script, upload_payload, Artifact};
+use crate::release_rails::{bundle_cmd_id, bundle_script, migrate_code};
+use crate::release_scripts::{abort_script, finish_script, gate_script, header, migrate_script, prepare_script_with, switch_script, upload_payload, Artifact, StepCmd};
 use crate::report::{Reporter, VerbReport};
 use crate::runner::{close_all, connect_all, control_dir, phase, phase_lazy, run, LazyScript, Out};
 use crate::shell::Script;
@@ -71,13 +73,22 @@ pub async fn release(opts: &ReleaseOptions, reporter: &Reporter) -> Result<Relea
         let all = release_hosts(&project, &project.inventory.hosts)?;
         migration_host(&all).and_then(|i| all.get(i)).map(|(h, _, _)| h.name.clone())
     };
-    let migrate_at = hosts.iter().position(|(h, c, _)| Some(&h.name) == migrate_name.as_ref() && c.migrate.is_some());
+    let migrate_at = hosts.iter().position(|(h, c, _)| Some(&h.name) == migrate_name.as_ref() && c.migrate != StepCmd::Off);
     if migrate_at.is_none() && limited {
         if let Some(n) = &migrate_name {
             reporter.event("info", None, &format!("note: migrations run on {n} only, which --limit leaves out: none will run"));
         }
     }
-    let art = artifact(&opts.source, opts.revision.as_deref())?;
+    // 0. assets, built here in a copy of --dir before any host is touched
+    let built = build_assets(&opts.source, &hosts, &project.inventory.stage, reporter)?;
+    let art = match (&built, &opts.source) {
+        (Some(b), Source::Dir(d)) => {
+            let rev = opts.revision.clone().or_else(|| dir_revision(d));
+            artifact(&Source::Dir(b.dir.clone()), rev.as_deref())?
+        }
+        _ => artifact(&opts.source, opts.revision.as_deref())?,
+    };
+    drop(built);
     reporter.event("info", None, &format!("release of revision {} (artifact sha256 {}, {} KiB) to {} hosts: {}",
         art.revision,
         &art.sha256[..12],
@@ -121,6 +132,10 @@ impl Steps<'_> {
         let previous: Vec<String> = probes.iter().map(|o| releases_of(o).1).collect();
         // 2-3. upload, unpack, shared links
         if let Err(why) = self.prepare(art, &probes, &ts).await {
+            return Err(self.abort(why, Some(&ts)).await);
+        }
+        // 3½. the gems of the new release, on every host that runs app code
+        if let Err(why) = self.bundle(&ts).await {
             return Err(self.abort(why, Some(&ts)).await);
         }
         // 4. migrations on the one primary
@@ -212,20 +227,88 @@ impl Steps<'_> {
         Ok(())
     }
 
+    /// Checks or installs the new release's gems (`release_bundle`) on every puma and sidekiq
+    /// host, skipped where Gemfile.lock did not change since the current release's bundle
+    /// step succeeded. Err: why, with the command's last lines, for the abort.
+    async fn bundle(&self, ts: &str) -> std::result::Result<(), String> {
+        let (targets, reporter) = (self.targets, self.reporter);
+        let t = Instant::now();
+        // `release_bundle` is the role's or the inventory's code: it runs as written.
+        let scripts = targets
+            .iter()
+            .map(|tg| {
+                let runs_app = !tg.cfg.puma.is_empty() || !tg.cfg.sidekiq.is_empty();
+                match &tg.cfg.bundle {
+                    _ if !runs_app => None,
+                    StepCmd::Off => None,
+                    StepCmd::Default => Some(bundle_script(&tg.cfg, ts, None, &bundle_cmd_id(&StepCmd::Default))),
+                    c @ StepCmd::Command(code) => Some(bundle_script(&tg.cfg, ts, Some(Script::user_code(code.clone())), &bundle_cmd_id(c))),
+                }
+            })
+            .collect::<Vec<_>>();
+        if scripts.iter().all(Option::is_none) {
+            return Ok(());
+        }
+        let done = phase(targets, scripts, Duration::from_secs(1800), self.forks).await;
+        let (mut failures, mut counts) = (Vec::new(), [0usize; 3]);
+        for (i, r) in done.iter().enumerate() {
+            let (name, secrets) = (&targets[i].host.name, &targets[i].secrets);
+            let line = |text: String| reporter.event("host", Some(name.as_str()), &format!("  {name}: bundle: {text}"));
+            match r {
+                None => {}
+                Some(Ok(o)) if o.mark("bundle-skipped").is_some() => {
+                    counts[1] += 1;
+                    line(format!("Gemfile.lock unchanged, skipped (bundled in release {})", o.mark("bundle-skipped").unwrap_or_default()));
+                }
+                Some(Ok(o)) if o.mark("bundled").is_some() => {
+                    counts[0] += 1;
+                    line(format!("{} ran ({} output lines)", targets[i].secrets.redact(&bundle_shown(&targets[i].cfg.bundle)), o.other.len()));
+                }
+                Some(Ok(o)) if o.mark("bundle-none").is_some() => {
+                    counts[2] += 1;
+                    line(format!("none: {}", o.mark("bundle-none").unwrap_or_default()));
+                }
+                Some(Ok(o)) => {
+                    let mut f = format!("{name}: {}", o.mark("bundle-failed").map(str::to_string).unwrap_or_else(|| o.why()));
+                    for l in o.other.iter().rev().take(15).collect::<Vec<_>>().into_iter().rev() {
+                        f.push_str(&format!("\n    | {}", crate::terminal::printable(&secrets.redact_error(l))));
+                    }
+                    failures.push(f);
+                }
+                Some(Err(e)) => failures.push(format!("{name}: {e:#}")),
+            }
+        }
+        reporter.event("phase", None, &format!("[3½/8] bundle: ran on {}, skipped on {} (Gemfile.lock unchanged), none on {}{} ({} ms)",
+            counts[0], counts[1], counts[2], if failures.is_empty() { String::new() } else { format!(", FAILED on {}", failures.len()) }, t.elapsed().as_millis()));
+        if failures.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("the bundle step failed, so nothing was switched:\n  {}", failures.join("\n  ")))
+        }
+    }
+
     /// Runs the migrations on the one migration host, if any. Err: why, for the abort.
     async fn migrate(&self, migrate_at: Option<usize>, ts: &str) -> std::result::Result<(), String> {
         let reporter = self.reporter;
         let Some(t) = migrate_at.and_then(|i| self.targets.get(i)) else {
-            reporter.event("phase", None, "[4/8] migrations: none (no `release_migrate` for the primary host, or --limit leaves it out)");
+            reporter.event("phase", None, "[4/8] migrations: none (`release_migrate` is off for the primary host, or --limit leaves it out)");
             return Ok(());
         };
-        let cmd = t.cfg.migrate.clone().unwrap_or_default();
+        let (code, shown) = match &t.cfg.migrate {
+            // `release_migrate` is the role's code (a variable of its defaults, or the
+            // inventory's on purpose): it runs as written.
+            StepCmd::Command(c) => (migrate_code(Some(Script::user_code(c.clone()))), t.secrets.redact(c)),
+            _ => (migrate_code(None), format!("{} (the default, when the release has an executable bin/rails)", crate::release_rails::DEFAULT_MIGRATE)),
+        };
         let why = if t.host.primary { "the primary" } else { "the first puma host: no release host is flagged primary" };
-        reporter.event("phase", None, &format!("[4/8] migrations on {} ({why}): {}", t.host.name, t.secrets.redact(&cmd)));
-        // `release_migrate` is the role's code (a variable of its defaults, or the
-        // inventory's on purpose): it runs as written.
-        match run(t, &migrate_script(&t.cfg, ts, &Script::user_code(cmd.clone())), Duration::from_secs(3600), Some(reporter)).await {
-            Ok(o) if o.status == Some(0) => Ok(()),
+        reporter.event("phase", None, &format!("[4/8] migrations on {} ({why}): {shown}", t.host.name));
+        match run(t, &migrate_script(&t.cfg, ts, &code), Duration::from_secs(3600), Some(reporter)).await {
+            Ok(o) if o.status == Some(0) => {
+                if let Some(none) = o.mark("migrate-none") {
+                    reporter.event("host", Some(t.host.name.as_str()), &format!("  {}: migrations: none, {none}", t.host.name));
+                }
+                Ok(())
+            }
             Ok(o) => Err(format!("the migration failed on {}: {}", t.host.name, o.why())),
             Err(e) => Err(format!("the migration failed on {}: {e:#}", t.host.name)),
         }
@@ -412,4 +495,35 @@ fn release_name(probes: &[Out]) -> Result<String> {
         Some(n) if n >= ts => (n.parse::<u64>().unwrap_or(0) + 1).to_string(),
         _ => ts,
     })
+}
+
+/// How the bundle command is shown.
+fn bundle_shown(c: &StepCmd) -> String {
+    match c {
+        StepCmd::Command(c) => format!("`{c}`"),
+        _ => format!("`{}`", crate::release_rails::DEFAULT_BUNDLE),
+    }
+}
+
+/// Step 0: the assets of a `--dir` release built on the controller (`release_assets`), in a
+/// copy of the directory. The release hosts must agree on `release_assets` and `rails_env`.
+fn build_assets(source: &Source, hosts: &[crate::release_hosts::ReleaseHost], stage: &str, reporter: &Reporter) -> Result<Option<crate::assets::Built>> {
+    let Source::Dir(dir) = source else { return Ok(None) };
+    let agreed = |what: &str, values: Vec<Option<String>>| -> Result<Option<String>> {
+        let mut v = values;
+        v.sort();
+        v.dedup();
+        match v.len() {
+            0 | 1 => Ok(v.into_iter().flatten().next()),
+            _ => Err(anyhow!("the release hosts disagree on `{what}` ({}): the assets are built once, on the controller", v.iter().map(|x| x.clone().unwrap_or_default()).collect::<Vec<_>>().join(", "))),
+        }
+    };
+    let mode = agreed("release_assets", hosts.iter().map(|(_, c, _)| c.assets.clone()).collect())?;
+    let rails_env = agreed("rails_env", hosts.iter().filter_map(|(_, c, _)| c.rails_env.clone()).map(Some).collect())?.unwrap_or_else(|| stage.to_string());
+    let Some(built) = crate::assets::build(dir, &Assets::from_var(mode.as_deref()), &rails_env)? else {
+        return Ok(None);
+    };
+    reporter.event("phase", None, &format!("[0/8] assets built on the controller: `{}` with RAILS_ENV={rails_env} in a copy of {}: {} files in public/assets, {:.1} s",
+        built.what, dir.display(), built.files, built.seconds));
+    Ok(Some(built))
 }
