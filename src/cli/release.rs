@@ -8,13 +8,16 @@ use std::path::PathBuf;
 
 pub const HELP: &str = "Examples:
   provision release inventories/staging.yml --dir ../flipper
-      pack a directory (build its assets first) and release it
+      pack a directory and release it (a Rails app's assets are precompiled first, in a copy)
   provision release --artifact build/flipper-1a2b3c.tar.gz --revision 1a2b3c
   provision release inventories/staging.yml --dir . --limit app1
 
-Steps: deploy lock; upload once per host (by sha256) and unpack to releases/TIMESTAMP;
-shared links (linked_files, linked_dirs); migrations (release_migrate) on the primary host
-only; the health gate (on every puma host the new release answers beside the running one, on a
+Steps: assets built on the controller in a copy of --dir (release_assets: auto, off or a
+command); deploy lock; upload once per host (by sha256) and unpack to releases/TIMESTAMP;
+shared links (linked_files, linked_dirs); bundle (release_bundle, default `bundle install
+--local`, skipped where Gemfile.lock is unchanged) on puma and sidekiq hosts; migrations
+(release_migrate, default `bin/rails db:migrate` if the release has bin/rails) on the primary
+host only; the health gate (on every puma host the new release answers beside the running one, on a
 loopback port, before it takes traffic: a failure switches nothing); switch `current`
 (all at once, or --batch N at a time); restart (puma phased restart or start, sidekiq
 quieted before and restarted after, faye restarted); GET /up on every puma host; on
@@ -28,7 +31,7 @@ Exit status: 0 released, 1 failed (rolled back when the health check failed).";
 pub struct ReleaseArgs {
     #[command(flatten)]
     pub hosts: Hosts,
-    /// Pack this directory (build assets in it first) and release it
+    /// Pack this directory and release it (Rails assets are precompiled in a copy first; see release_assets)
     #[arg(long, value_name = "PATH")]
     pub dir: Option<PathBuf>,
     /// Release this .tar.gz
