@@ -35,7 +35,7 @@ fn run(dir: &Path, args: &[&str]) -> Run {
 
 /// `bundle lock --local` in `app`: a Gemfile.lock of the controller's system gems.
 fn lock(app: &Path) {
-    let o = Command::new("bundle").args(["lock", "--local"]).current_dir(app).env("HOME", app).output().expect("bundle runs (apt-get install bundler)");
+    let o = Command::new("bundle").args(["lock", "--local"]).current_dir(app).output().expect("bundle runs (apt-get install bundler)");
     assert!(o.status.success(), "bundle lock --local in {}: {}{}", app.display(), String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
 }
 
@@ -145,7 +145,7 @@ hosts:\n  rr-app1:\n    address: {}\n    roles: [puma]\n  rr-db1:\n    address: 
     let r = run(p, &["release", "inventories/test.yml", "--dir", &app("bad").to_string_lossy(), "--revision", "bad", "-e", "release_assets=off"]);
     assert_eq!(r.code, 1, "a failed bundle step fails the release");
     assert!(r.stderr.contains("the bundle step failed") || r.stdout.contains("the bundle step failed"), "{}", r.all());
-    assert!(r.all().contains("puma"), "the failure shows bundler's output:\n{}", r.all());
+    assert!(r.all().contains("99.0.0"), "the failure shows bundler's output:\n{}", r.all());
     assert_eq!(current("rr-app1"), v3, "current must not change");
     assert_eq!(releases("rr-app1"), before, "the failed release must be removed");
     assert_eq!(ssh("rr-app1", &format!("test -e {D}/.deploy-lock && echo locked")).trim(), "");
