@@ -62,18 +62,30 @@ fn a_rails_app_released_with_assets_bundle_and_migrations() {
     std::fs::create_dir_all(p.join("inventories")).expect("mkdir");
     std::fs::create_dir_all(p.join("apps")).expect("mkdir");
     let tb = common::testbed_dir();
-    let inv = format!(
-        "stage: production\nssh:\n  identity_file: {}\n  known_hosts: {}\nvars:\n  app: shop\n\
-  secret_key_base: !secret \"rails-release-test-secret-key-base-0123456789abcdef\"\n\
-  mysql_app_password: !secret \"rr-app-pw-5d2c\"\n  redis_password: !secret \"rr-redis-pw\"\n\
-  app_packages: [ruby, puma, ruby-sd-notify, ruby-mysql2, ruby-rack, curl, ruby-rails, bundler, ruby-sprockets-rails]\n\
-  release_health_retries: 5\n  release_health_interval: 1\n\
-hosts:\n  rr-app1:\n    address: {}\n    roles: [puma]\n  rr-db1:\n    address: {}\n    roles: [mysql]\n    primary: true\n",
-        tb.join("id_ed25519").display(),
-        tb.join("known_hosts").display(),
-        address("rr-app1"),
-        address("rr-db1")
-    );
+    let inv = [
+        "stage: production".to_string(),
+        "ssh:".into(),
+        format!("  identity_file: {}", tb.join("id_ed25519").display()),
+        format!("  known_hosts: {}", tb.join("known_hosts").display()),
+        "vars:".into(),
+        "  app: shop".into(),
+        "  secret_key_base: !secret \"rails-release-test-secret-key-base-0123456789abcdef\"".into(),
+        "  mysql_app_password: !secret \"rr-app-pw-5d2c\"".into(),
+        "  redis_password: !secret \"rr-redis-pw\"".into(),
+        "  app_packages: [ruby, puma, ruby-sd-notify, ruby-mysql2, ruby-rack, curl, ruby-rails, bundler, ruby-sprockets-rails]".into(),
+        "  release_health_retries: 5".into(),
+        "  release_health_interval: 1".into(),
+        "hosts:".into(),
+        "  rr-app1:".into(),
+        format!("    address: {}", address("rr-app1")),
+        "    roles: [puma]".into(),
+        "  rr-db1:".into(),
+        format!("    address: {}", address("rr-db1")),
+        "    roles: [mysql]".into(),
+        "    primary: true".into(),
+    ]
+    .join("\n")
+        + "\n";
     std::fs::write(p.join("inventories/test.yml"), inv).expect("write");
 
     // v1: the fixture with a Gemfile.lock; v2: a new stylesheet, the same Gemfile.lock;
@@ -144,7 +156,7 @@ hosts:\n  rr-app1:\n    address: {}\n    roles: [puma]\n  rr-db1:\n    address: 
     let before = releases("rr-app1");
     let r = run(p, &["release", "inventories/test.yml", "--dir", &app("bad").to_string_lossy(), "--revision", "bad", "-e", "release_assets=off"]);
     assert_eq!(r.code, 1, "a failed bundle step fails the release");
-    assert!(r.stderr.contains("the bundle step failed") || r.stdout.contains("the bundle step failed"), "{}", r.all());
+    assert!(r.all().contains("the bundle step failed, so nothing was switched:\n  rr-app1: `bundle install --local` failed: exit status 7"), "{}", r.all());
     assert!(r.all().contains("99.0.0"), "the failure shows bundler's output:\n{}", r.all());
     assert_eq!(current("rr-app1"), v3, "current must not change");
     assert_eq!(releases("rr-app1"), before, "the failed release must be removed");

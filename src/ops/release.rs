@@ -269,7 +269,8 @@ impl Steps<'_> {
                     line(format!("none: {}", o.mark("bundle-none").unwrap_or_default()));
                 }
                 Some(Ok(o)) => {
-                    let mut f = format!("{name}: {}", o.mark("bundle-failed").map(str::to_string).unwrap_or_else(|| o.why()));
+                    let shown = secrets.redact(&bundle_shown(&targets[i].cfg.bundle));
+                    let mut f = format!("{name}: {}", o.mark("bundle-failed").map(|m| format!("{shown} failed: {m}")).unwrap_or_else(|| o.why()));
                     for l in o.other.iter().rev().take(15).collect::<Vec<_>>().into_iter().rev() {
                         f.push_str(&format!("\n    | {}", crate::terminal::printable(&secrets.redact_error(l))));
                     }
