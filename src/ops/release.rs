@@ -73,9 +73,17 @@ pub async fn release(opts: &ReleaseOptions, reporter: &Reporter) -> Result<Relea
         let all = release_hosts(&project, &project.inventory.hosts)?;
         migration_host(&all).and_then(|i| all.get(i)).map(|(h, _, _)| h.name.clone())
     };
-    let migrate_at = hosts.iter().position(|(h, c, _)| Some(&h.name) == migrate_name.as_ref() && c.migrate != StepCmd::Off);
+    // A --dir without bin/rails or Gemfile.lock: the defaults have nothing to do, and the
+    // hosts are not asked (the check on the host is for --artifact).
+    let (no_rails, no_lock) = match &opts.source {
+        Source::Dir(d) => (!is_executable(&d.join("bin/rails")), !d.join("Gemfile.lock").is_file()),
+        Source::Artifact(_) => (false, false),
+    };
+    let migrate_at = hosts.iter().position(|(h, c, _)| {
+        Some(&h.name) == migrate_name.as_ref() && c.migrate != StepCmd::Off && !(c.migrate == StepCmd::Default && no_rails)
+    });
     if migrate_at.is_none() && limited {
-        if let Some(n) = &migrate_name {
+        if let Some(n) = migrate_name.as_ref().filter(|n| !hosts.iter().any(|(h, _, _)| &&h.name == n)) {
             reporter.event("info", None, &format!("note: migrations run on {n} only, which --limit leaves out: none will run"));
         }
     }
@@ -100,7 +108,7 @@ pub async fn release(opts: &ReleaseOptions, reporter: &Reporter) -> Result<Relea
     let targets = Arc::new(connect_all(&project.inventory.ssh, hosts, dir.path(), forks).await?);
     let token = random_token();
     let who = format!("{}@{}", std::env::var("USER").unwrap_or_else(|_| "root".into()), controller_name());
-    let steps = Steps { targets: &targets, token: &token, who: &who, forks, reporter };
+    let steps = Steps { targets: &targets, token: &token, who: &who, forks, reporter, no_lock };
     let result = steps.release(&art, migrate_at, opts.batch).await;
     if reporter.verbose > 0 {
         for t in targets.iter() {
@@ -119,6 +127,8 @@ struct Steps<'a> {
     who: &'a str,
     forks: usize,
     reporter: &'a Reporter,
+    /// The --dir has no Gemfile.lock: the default bundle step has nothing to do.
+    no_lock: bool,
 }
 
 impl Steps<'_> {
@@ -241,6 +251,7 @@ impl Steps<'_> {
                 match &tg.cfg.bundle {
                     _ if !runs_app => None,
                     StepCmd::Off => None,
+                    StepCmd::Default if self.no_lock => None,
                     StepCmd::Default => Some(bundle_script(&tg.cfg, ts, None, &bundle_cmd_id(&StepCmd::Default))),
                     c @ StepCmd::Command(code) => Some(bundle_script(&tg.cfg, ts, Some(Script::user_code(code.clone())), &bundle_cmd_id(c))),
                 }
@@ -292,7 +303,7 @@ impl Steps<'_> {
     async fn migrate(&self, migrate_at: Option<usize>, ts: &str) -> std::result::Result<(), String> {
         let reporter = self.reporter;
         let Some(t) = migrate_at.and_then(|i| self.targets.get(i)) else {
-            reporter.event("phase", None, "[4/8] migrations: none (`release_migrate` is off for the primary host, or --limit leaves it out)");
+            reporter.event("phase", None, "[4/8] migrations: none (`release_migrate` is off, or unset and --dir has no bin/rails, or --limit leaves the primary host out)");
             return Ok(());
         };
         let (code, shown) = match &t.cfg.migrate {
@@ -527,4 +538,9 @@ fn build_assets(source: &Source, hosts: &[crate::release_hosts::ReleaseHost], st
     reporter.event("phase", None, &format!("[0/8] assets built on the controller: `{}` with RAILS_ENV={rails_env} in a copy of {}: {} files in public/assets, {:.1} s",
         built.what, dir.display(), built.files, built.seconds));
     Ok(Some(built))
+}
+
+fn is_executable(p: &std::path::Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
