@@ -1,0 +1,2 @@
+//= link application.css
+//= link application.js

@@ -1,0 +1,3 @@
+class ApplicationMailer < ActionMailer::Base
+  layout false
+end

@@ -1,0 +1,3 @@
+class JobRun < ApplicationRecord
+  belongs_to :order
+end
