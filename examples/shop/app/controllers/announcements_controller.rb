@@ -16,8 +16,12 @@ class AnnouncementsController < ActionController::API
     res = Net::HTTP.start(uri.host, uri.port, use_ssl: uri.scheme == "https", open_timeout: 3, read_timeout: 5) do |http|
       http.post(uri.request_uri, JSON.generate(message), "Content-Type" => "application/json")
     end
-    reply = JSON.parse(res.body) rescue nil
-    ok = res.is_a?(Net::HTTPSuccess) && reply.is_a?(Array) && reply.any? { |m| m["successful"] }
+    reply = begin
+      Array.wrap(JSON.parse(res.body))
+    rescue JSON::ParserError
+      []
+    end
+    ok = res.is_a?(Net::HTTPSuccess) && reply.any? { |m| m.is_a?(Hash) && m["successful"] == true }
     render json: { published: ok, channel: CHANNEL, faye: reply }, status: ok ? :ok : :bad_gateway
   rescue SystemCallError, Net::OpenTimeout, Net::ReadTimeout, IOError => e
     render json: { published: false, error: e.class.name }, status: :bad_gateway
