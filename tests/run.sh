@@ -12,9 +12,10 @@ need=()
 for pair in curl:curl ssh:openssh-client age:age; do
   command -v "${pair%%:*}" >/dev/null || need+=("${pair#*:}")
 done
-# tests/release_rails.rs builds a real Rails app's assets on the controller (Debian's gems).
-for pkg in ruby-rails bundler ruby-sprockets-rails ruby-mysql2 puma ruby-sd-notify; do
-  dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
+# tests/release_rails.rs and tests/shop.rs build Rails apps' assets on this machine: Debian's
+# Rails and the gems of their Gemfile.locks (no `rails` package: it pulls webpacker and Node).
+for pkg in ruby ruby-rails ruby-sprockets-rails bundler ruby-mysql2 ruby-sidekiq ruby-redis puma ruby-sd-notify; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || need+=("$pkg")
 done
 if ((${#need[@]})); then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}"
@@ -40,6 +41,8 @@ BACKUP_HOSTS=(bkdb1=10.77.0.41 bkdb2=10.77.0.42 bk1=10.77.0.43)
 SANDBOX=(web1=10.77.0.21 app1=10.77.0.22 app2=10.77.0.23 worker1=10.77.0.24 db1=10.77.0.25 db2=10.77.0.26 faye1=10.77.0.27)
 # tests/release_rails.rs: a Rails app's release (app + puma, and its mysql primary).
 RAILS_HOSTS=(rr-app1=10.77.0.71 rr-db1=10.77.0.72)
+# tests/shop.rs: examples/shop (Rails) on nginx+faye, puma+sidekiq+redis and a MariaDB host.
+SHOP=(sh-web1=10.77.0.61 sh-app1=10.77.0.62 sh-db1=10.77.0.63)
 # tests/trixie.rs: the stack on five Debian 13 hosts (their own cached base, $STATE/base-trixie).
 TRIXIE=(tx-web1=10.77.0.51 tx-app1=10.77.0.52 tx-worker1=10.77.0.53 tx-db1=10.77.0.54 tx-db2=10.77.0.55)
 teardown() {
@@ -55,11 +58,11 @@ start=$(date +%s)
 # Fresh hosts every run: a host changed by an earlier run (t4 has no root login after the
 # bootstrap test) would make the tests depend on history.
 tests/testbed.sh down
-tests/testbed.sh up t1 t2 t3 t4 "${SANDBOX[@]}" tls1=10.77.0.31 acme1=10.77.0.32 "${BACKUP_HOSTS[@]}" ml1=10.77.0.81 "${RAILS_HOSTS[@]}"
+tests/testbed.sh up t1 t2 t3 t4 "${SANDBOX[@]}" tls1=10.77.0.31 acme1=10.77.0.32 "${BACKUP_HOSTS[@]}" ml1=10.77.0.81 "${RAILS_HOSTS[@]}" "${SHOP[@]}"
 # After the bookworm hosts, not beside them: an `up` holds the testbed's state lock for its
 # whole run (the base build included), so a second one in the background would only wait.
 tests/testbed.sh up --release trixie "${TRIXIE[@]}"
-echo "testbed: 24 hosts up in $(( $(date +%s) - start )) s"
+echo "testbed: 27 hosts up in $(( $(date +%s) - start )) s"
 if ! wait "$release_pid"; then
   cat "$release_log" >&2
   echo "tests/run.sh: the release build failed" >&2
