@@ -228,6 +228,10 @@ fn shop_rails_app_on_the_stack() {
     assert_eq!(header(&h, "x-served-by"), Some(APP), "{h}");
     assert_eq!(header(&h, "x-revision"), Some("v1"), "{h}");
     assert!(page.contains(&format!("<strong id=\"host\">{APP}</strong>")), "{page}");
+    assert!(page.contains("<title>shop (sandbox)</title>"), "config/environments/sandbox.rb names the stage:\n{page}");
+    // The released tree's bundle resolves for the deploy user, against the system's gems.
+    let check = sh(APP, &format!("cd {DEPLOY_TO}/current && runuser -u deploy -- bundle check"));
+    assert!(check.contains("dependencies are satisfied"), "{check}");
     let (_, h, body) = curl(&jar, &[&format!("{base}/up")]);
     assert_eq!((status(&h), body.as_str()), (200, "up\n"));
 
@@ -324,7 +328,10 @@ fn shop_rails_app_on_the_stack() {
     assert_eq!(v["faye"][0]["successful"], true, "{body}");
 
     // 9. A second converge changes nothing (the release left the services as the roles want).
+    let started = Instant::now();
     let r = p.run(&[]);
     assert_eq!(r.code, 0, "the second converge:\n{}", r.all());
+    let summary = r.stdout.lines().find(|l| l.contains(" hosts: ")).unwrap_or_default().to_string();
+    common::record(&format!("shop: second converge after the release: {:.1} s, {summary}", started.elapsed().as_secs_f64()));
     assert!(r.stdout.contains("; 0 changes"), "the second converge changed something:\n{}", r.all());
 }
