@@ -3,7 +3,9 @@
 //!
 //!     tests/testbed.sh up sh-web1=10.77.0.61 sh-app1=10.77.0.62 sh-db1=10.77.0.63
 //!
-//! sh-web1: nginx + faye; sh-app1: puma + sidekiq + redis; sh-db1: MariaDB (primary).
+//! sh-web1: nginx + faye; sh-app1: puma + sidekiq + redis; sh-db1: MariaDB (primary); the
+//! firewall role on all three, so every path the app takes (faye from the app host too) is
+//! one the firewall opens.
 //! The assets are precompiled on the controller (this machine: Debian 12 with the gems of
 //! tests/run.sh's apt list), into a copy of examples/shop that is then released with
 //! `provision release --dir COPY --revision v1`, its migrations run by `release_migrate`.
@@ -86,7 +88,7 @@ fn json_str(body: &str, key: &str) -> Option<String> {
 /// secrets with hostile characters (as inventories/sandbox.yml), root with the testbed key.
 fn project() -> Project {
     let p = Project::new(&[]);
-    for r in ["stack", "app", "nginx", "faye", "redis", "puma", "sidekiq", "mysql"] {
+    for r in ["stack", "app", "nginx", "faye", "redis", "puma", "sidekiq", "mysql", "firewall"] {
         p.copy_role(r);
     }
     let tb = common::testbed_dir();
@@ -111,13 +113,13 @@ vars:
 hosts:
   {WEB}:
     address: {web}
-    roles: [nginx, faye]
+    roles: [firewall, nginx, faye]
   {APP}:
     address: {app}
-    roles: [redis, puma, sidekiq]
+    roles: [firewall, redis, puma, sidekiq]
   {DB}:
     address: {db}
-    roles: [mysql]
+    roles: [firewall, mysql]
 "##,
         key = tb.join("id_ed25519").display(),
         known = tb.join("known_hosts").display(),
@@ -181,6 +183,10 @@ fn shop_rails_app_on_the_stack() {
     let env = sh(APP, "cat /etc/shop/shop.env");
     assert!(env.contains(&format!("MAIL_INTERCEPT_TO={INTERCEPT}")), "{env}");
     assert!(env.contains(&format!("FAYE_URL=http://{web}:9293/faye")), "FAYE_URL names the faye host:\n{env}");
+    let rules = sh(WEB, "nft list chain inet provision input");
+    assert!(rules.contains("policy drop;"), "{rules}");
+    let faye_rule = rules.lines().find(|l| l.contains("dport 9293")).unwrap_or_default();
+    assert!(faye_rule.contains(&address(APP)), "the firewall lets the app host publish to faye: {faye_rule:?}\n{rules}");
     // The Gemfile.lock resolves against the gems the app role installed, as the release
     // step's bundle check would.
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/shop");
