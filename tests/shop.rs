@@ -6,13 +6,14 @@
 //! sh-web1: nginx + faye; sh-app1: puma + sidekiq + redis; sh-db1: MariaDB (primary); the
 //! firewall role on all three, so every path the app takes (faye from the app host too) is
 //! one the firewall opens.
-//! The assets are precompiled on the controller (this machine: Debian 12 with the gems of
-//! tests/run.sh's apt list), into a copy of examples/shop that is then released with
-//! `provision release --dir COPY --revision v1`, its migrations run by `release_migrate`.
+//! examples/shop is released as it is in the repository with `provision release --dir`: the
+//! release builds its assets on the controller in a clean copy, runs the bundle step and the
+//! migrations (release_migrate's default) before the health gate. A second release with a
+//! new migration and the same Gemfile.lock runs under load: the bundle step is skipped, the
+//! migration runs once, no request fails.
 //!
-//! Mail: there is no MTA role yet. The test puts a stand-in /usr/sbin/sendmail on sh-app1
-//! (only where none exists) that keeps what it is handed, arguments and message, in
-//! /var/spool/shop-sendmail/; the checks read that, and the app's own log ("Delivered mail").
+//! Mail: sh-app1 has the mail role (exim4 keeping every message in /var/mail/mailcatch): the
+//! job's mail is read there, and exim's log shows local delivery only.
 //!
 //! One test, in steps, because each step starts from the state the one before left.
 
@@ -88,7 +89,7 @@ fn json_str(body: &str, key: &str) -> Option<String> {
 /// secrets with hostile characters (as inventories/sandbox.yml), root with the testbed key.
 fn project() -> Project {
     let p = Project::new(&[]);
-    for r in ["stack", "app", "nginx", "faye", "redis", "puma", "sidekiq", "mysql", "firewall"] {
+    for r in ["stack", "app", "nginx", "faye", "redis", "puma", "sidekiq", "mysql", "firewall", "mail"] {
         p.copy_role(r);
     }
     let tb = common::testbed_dir();
@@ -107,7 +108,6 @@ vars:
   app_mail_intercept: {INTERCEPT}
   # A Rails app: sidekiq requires config/environment.rb of the directory.
   sidekiq_require: .
-  release_migrate: bin/rails db:migrate
   release_health_retries: 10
   release_health_interval: 1
 hosts:
@@ -116,7 +116,7 @@ hosts:
     roles: [firewall, nginx, faye]
   {APP}:
     address: {app}
-    roles: [firewall, redis, puma, sidekiq]
+    roles: [firewall, mail, redis, puma, sidekiq]
   {DB}:
     address: {db}
     roles: [firewall, mysql]
@@ -129,41 +129,6 @@ hosts:
     );
     p.write("inventories/test.yml", &inv);
     p
-}
-
-/// A copy of examples/shop with its assets precompiled on the controller, as a deploy
-/// builds it: RAILS_ENV is the stage, SECRET_KEY_BASE a dummy, no database anywhere.
-fn built_app(into: &Path) -> std::path::PathBuf {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/shop");
-    let dir = into.join("shop-v1");
-    let st = Command::new("cp").arg("-a").arg(&src).arg(&dir).status().expect("cp");
-    assert!(st.success(), "cp -a {} {}", src.display(), dir.display());
-    let started = Instant::now();
-    let out = Command::new("bin/rails")
-        .arg("assets:precompile")
-        .current_dir(&dir)
-        .env("RAILS_ENV", "sandbox")
-        .env("SECRET_KEY_BASE", "dummy-only-for-assets")
-        .env_remove("DATABASE_URL")
-        .output()
-        .expect("bin/rails runs (tests/run.sh installs ruby-rails, ruby-sprockets-rails, bundler)");
-    let all = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert!(out.status.success(), "assets:precompile on the controller failed:\n{all}");
-    common::record(&format!("shop: assets:precompile on the controller: {:.1} s", started.elapsed().as_secs_f64()));
-    assert!(!dir.join("config/database.yml").exists(), "database.yml comes from shared/, not the artifact");
-    let assets: Vec<String> = std::fs::read_dir(dir.join("public/assets"))
-        .expect("public/assets")
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .collect();
-    for ext in [".css", ".js"] {
-        assert!(
-            assets.iter().any(|a| a.starts_with("application-") && a.ends_with(ext) && a.len() == "application-".len() + 64 + ext.len()),
-            "no fingerprinted application{ext} in public/assets: {assets:?}"
-        );
-    }
-    assert!(assets.iter().any(|a| a.starts_with(".sprockets-manifest-")), "{assets:?}");
-    dir
 }
 
 #[test]
@@ -202,23 +167,20 @@ fn shop_rails_app_on_the_stack() {
     let lock = std::fs::read_to_string(root.join("Gemfile.lock")).expect("Gemfile.lock");
     assert_eq!(sh(APP, "cat /tmp/shop-gems/Gemfile.lock"), lock.trim(), "bundle install --local rewrote the lock on {APP}");
 
-    // The mail stand-in (no MTA role yet): keeps what sendmail is handed.
-    sh(
-        APP,
-        "test -e /usr/sbin/sendmail || { install -d -m 1777 /var/spool/shop-sendmail; printf '%s\\n' '#!/bin/sh' \
-         '# test stand-in for an MTA (tests/shop.rs): keeps the arguments and the message' \
-         'f=/var/spool/shop-sendmail/$(date +%s%N).$$' '{ printf \"X-Test-Sendmail-Args: %s\\n\" \"$*\"; cat; } > \"$f.tmp\" && mv \"$f.tmp\" \"$f.eml\"' \
-         > /usr/sbin/sendmail; chmod 755 /usr/sbin/sendmail; }",
-    );
-    let stand_in = sh(APP, "grep -c 'test stand-in' /usr/sbin/sendmail || true") == "1";
-
-    // 2. Release v1: the Rails app with its precompiled assets; the migrations run.
-    let app = built_app(p.dir.path());
+    // 2. Release v1 of examples/shop as it is in the repository: the release builds its
+    // assets on the controller in a clean copy (release_assets: auto), runs the bundle step
+    // on the app host and the migrations once (release_migrate's default, bin/rails
+    // db:migrate), all before the health gate.
+    let app = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/shop");
+    assert!(!app.join("public/assets").exists(), "examples/shop has built assets in the repository");
     let started = Instant::now();
     let r = common::run_provision(p.dir.path(), &[], &["release", "inventories/test.yml", "--dir", &app.to_string_lossy(), "--revision", "v1"]);
     println!("{}", r.all());
     assert_eq!(r.code, 0, "release v1:\n{}", r.all());
-    common::record(&format!("shop: release v1 (migrations, health gate, switch): {:.1} s", started.elapsed().as_secs_f64()));
+    assert!(!app.join("public/assets").exists(), "the release built its assets in the repository's tree");
+    assert!(r.stdout.contains("assets:precompile"), "the release built the assets:\n{}", r.stdout);
+    assert!(r.stdout.contains(&format!("migrations on {APP}")), "{}", r.stdout);
+    common::record(&format!("shop: release v1 (assets built on the controller, bundle, migrations, health gate, switch): {:.1} s", started.elapsed().as_secs_f64()));
     for h in [WEB, APP] {
         assert_eq!(sh(h, &format!("cat {DEPLOY_TO}/current/REVISION")), "v1", "{h}");
     }
@@ -251,8 +213,8 @@ fn shop_rails_app_on_the_stack() {
     assert!(page.contains("/assets/application-") && page.contains(".js\""), "the page links application.js:\n{page}");
     let (_, h, body) = curl(&jar, &[&format!("{base}{css}")]);
     assert_eq!(status(&h), 200, "GET {css}:\n{h}");
-    let local = std::fs::read_to_string(app.join("public").join(css.trim_start_matches('/'))).expect("the built asset");
-    assert_eq!(body, local, "nginx serves the file built on the controller");
+    let local = sh(WEB, &format!("cat {DEPLOY_TO}/current/public{css}"));
+    assert_eq!(body.trim_end(), local, "nginx serves the file the release shipped");
     assert!(header(&h, "expires").is_some_and(|e| e.contains("2037")), "far-future Expires from nginx's /assets/ location:\n{h}");
     assert!(h.to_ascii_lowercase().contains("cache-control: max-age=315360000"), "{h}");
     assert!(header(&h, "x-served-by").is_none(), "puma answered {css}:\n{h}");
@@ -305,16 +267,22 @@ fn shop_rails_app_on_the_stack() {
     // 6. The mail: To rewritten to MAIL_INTERCEPT_TO, the buyer kept in X-Original-To.
     let log = sh(APP, &format!("grep -c 'Delivered mail' {DEPLOY_TO}/shared/log/sandbox.log || true"));
     assert_ne!(log, "0", "the app's log shows the mail delivered to sendmail");
-    if stand_in {
-        let mail = sh(APP, &format!("grep -l -- {buyer:?} /var/spool/shop-sendmail/*.eml | head -n 1 | xargs cat")).replace('\r', "");
-        assert!(mail.lines().any(|l| l == format!("To: {INTERCEPT}")), "To is the intercept address:\n{mail}");
-        assert!(mail.lines().any(|l| l == format!("X-Original-To: {buyer}")), "X-Original-To keeps the buyer:\n{mail}");
-        let args = mail.lines().next().unwrap_or_default();
-        assert!(args.contains(INTERCEPT) && !args.contains(buyer), "the envelope goes to the intercept address only: {args}");
-        assert!(mail.contains("Subject: [sandbox] Order #"), "{mail}");
-    } else {
-        println!("/usr/sbin/sendmail is a real MTA on {APP}: the mail's headers were checked through the app's log and row only");
+    // The mail role's exim on sh-app1 kept it in the local mailbox: To is the intercept
+    // address, the buyer is only in X-Original-To, and exim delivered locally, nothing else.
+    let mbox = wait_for(30, "the mail in /var/mail/mailcatch", || {
+        let m = String::from_utf8_lossy(&ssh_output(APP, "cat /var/mail/mailcatch 2>/dev/null").stdout).replace('\r', "");
+        m.contains(buyer).then_some(m)
+    });
+    assert!(mbox.lines().any(|l| l == format!("To: {INTERCEPT}")), "To is the intercept address:\n{mbox}");
+    assert!(mbox.lines().any(|l| l == format!("X-Original-To: {buyer}")), "X-Original-To keeps the buyer:\n{mbox}");
+    assert!(mbox.contains("Subject: [sandbox] Order #"), "{mbox}");
+    let exim = sh(APP, "cat /var/log/exim4/mainlog");
+    let deliveries: Vec<&str> = exim.lines().filter(|l| l.contains(" => ") || l.contains(" -> ")).collect();
+    assert!(!deliveries.is_empty(), "exim delivered nothing:\n{exim}");
+    for d in &deliveries {
+        assert!(d.contains(" R=provision_catch_all T=provision_catch_all") && !d.contains(" H="), "a delivery that is not local: {d}");
     }
+    assert!(deliveries.iter().all(|d| !d.contains(buyer)), "exim delivered to the buyer:\n{exim}");
 
     // 7. POST /jobs (JSON, no form) keeps flipper's contract.
     let (_, h, body) = curl(&jar, &["-X", "POST", &format!("{base}/jobs")]);
@@ -333,11 +301,81 @@ fn shop_rails_app_on_the_stack() {
     assert_eq!(v["published"], true, "{body}");
     assert_eq!(v["faye"][0]["successful"], true, "{body}");
 
-    // 9. A second converge changes nothing (the release left the services as the roles want).
+    // 9. Release v2: the same Gemfile.lock and a new migration, under load through nginx.
+    // The bundle step is skipped (and says so), the migration runs once, on the app host,
+    // and no request fails while puma's workers are replaced.
+    let v2 = tempfile::tempdir().expect("tempdir");
+    let st = Command::new("cp").arg("-a").arg(app.join(".")).arg(v2.path()).status().expect("cp");
+    assert!(st.success(), "copying examples/shop");
+    std::fs::write(
+        v2.path().join("db/migrate/20261202000003_add_gift_note_to_orders.rb"),
+        "class AddGiftNoteToOrders < ActiveRecord::Migration[6.1]\n  def change\n    add_column :orders, :gift_note, :string\n  end\nend\n",
+    )
+    .expect("write the migration");
+    let load = Load::start(&web);
+    let r = common::run_provision(p.dir.path(), &[], &["release", "inventories/test.yml", "--dir", &v2.path().to_string_lossy(), "--revision", "v2"]);
+    let (ok, failed) = load.finish();
+    println!("{}", r.all());
+    assert_eq!(r.code, 0, "release v2:\n{}", r.all());
+    common::record(&format!("shop: LOAD during release v2 (new migration, same Gemfile.lock): {ok} requests ok, {failed} failed"));
+    assert_eq!(failed, 0, "requests failed during release v2");
+    assert!(ok > 20, "the load ran ({ok} requests)");
+    assert!(r.stdout.contains("Gemfile.lock unchanged, skipped"), "the bundle step was not skipped:\n{}", r.stdout);
+    assert_eq!(sh(DB, &format!("mysql -NBe \"SHOW COLUMNS FROM {DB_NAME}.orders LIKE 'gift_note'\" | cut -f1")), "gift_note");
+    assert_eq!(sh(DB, &format!("mysql -NBe 'SELECT COUNT(*) FROM {DB_NAME}.schema_migrations'")), "3");
+    assert_eq!(r.stdout.matches(&format!("{APP}: == 20261202000003 AddGiftNoteToOrders: migrating")).count(), 1, "the migration ran once, on {APP}:\n{}", r.stdout);
+    assert_eq!(r.stdout.matches("AddGiftNoteToOrders: migrating").count(), 1, "the migration ran on one host:\n{}", r.stdout);
+    assert_eq!(sh(WEB, &format!("cat {DEPLOY_TO}/current/REVISION")), "v2");
+
+    // 10. A second converge changes nothing (the release left the services as the roles want).
     let started = Instant::now();
     let r = p.run(&[]);
     assert_eq!(r.code, 0, "the second converge:\n{}", r.all());
     let summary = r.stdout.lines().find(|l| l.contains(" hosts: ")).unwrap_or_default().to_string();
     common::record(&format!("shop: second converge after the release: {:.1} s, {summary}", started.elapsed().as_secs_f64()));
     assert!(r.stdout.contains("; 0 changes"), "the second converge changed something:\n{}", r.all());
+}
+
+/// GET / (the page, rendered by puma) through nginx, over and over on 4 threads, each request its own connection,
+/// until finished: (answered 200, anything else).
+struct Load {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    threads: Vec<std::thread::JoinHandle<(usize, usize)>>,
+}
+
+impl Load {
+    fn start(web: &str) -> Load {
+        use std::io::{Read, Write};
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let threads = (0..4)
+            .map(|_| {
+                let (stop, addr) = (stop.clone(), format!("{web}:80"));
+                std::thread::spawn(move || {
+                    let (mut ok, mut failed) = (0, 0);
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        let answer = (|| -> std::io::Result<String> {
+                            let mut s = std::net::TcpStream::connect_timeout(&addr.parse().expect("address"), Duration::from_secs(5))?;
+                            s.set_read_timeout(Some(Duration::from_secs(15)))?;
+                            s.write_all(b"GET / HTTP/1.0\r\nHost: shop\r\n\r\n")?;
+                            let mut text = String::new();
+                            s.read_to_string(&mut text)?;
+                            Ok(text)
+                        })();
+                        match answer {
+                            Ok(t) if t.starts_with("HTTP/1.1 200") => ok += 1,
+                            _ => failed += 1,
+                        }
+                    }
+                    (ok, failed)
+                })
+            })
+            .collect();
+        Load { stop, threads }
+    }
+
+    fn finish(self) -> (usize, usize) {
+        std::thread::sleep(Duration::from_secs(2));
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.threads.into_iter().map(|t| t.join().unwrap_or((0, 1))).fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1))
+    }
 }
