@@ -41,8 +41,9 @@ BACKUP_HOSTS=(bkdb1=10.77.0.41 bkdb2=10.77.0.42 bk1=10.77.0.43)
 SANDBOX=(web1=10.77.0.21 app1=10.77.0.22 app2=10.77.0.23 worker1=10.77.0.24 db1=10.77.0.25 db2=10.77.0.26 faye1=10.77.0.27)
 # tests/release_rails.rs: a Rails app's release (app + puma, and its mysql primary).
 RAILS_HOSTS=(rr-app1=10.77.0.71 rr-db1=10.77.0.72)
-# tests/shop.rs: examples/shop (Rails) on nginx+faye, puma+sidekiq+redis and a MariaDB host.
-SHOP=(sh-web1=10.77.0.61 sh-app1=10.77.0.62 sh-db1=10.77.0.63)
+# tests/shop.rs: examples/shop (Rails) on nginx+faye, two puma hosts (one with sidekiq, redis
+# and the mail role), a MariaDB primary and replica, and a production stage's MariaDB.
+SHOP=(sh-web1=10.77.0.61 sh-app1=10.77.0.62 sh-db1=10.77.0.63 sh-app2=10.77.0.64 sh-db2=10.77.0.65 sh-pdb1=10.77.0.66)
 # tests/trixie.rs: the stack on five Debian 13 hosts (their own cached base, $STATE/base-trixie).
 TRIXIE=(tx-web1=10.77.0.51 tx-app1=10.77.0.52 tx-worker1=10.77.0.53 tx-db1=10.77.0.54 tx-db2=10.77.0.55)
 teardown() {
@@ -62,7 +63,7 @@ tests/testbed.sh up t1 t2 t3 t4 "${SANDBOX[@]}" tls1=10.77.0.31 acme1=10.77.0.32
 # After the bookworm hosts, not beside them: an `up` holds the testbed's state lock for its
 # whole run (the base build included), so a second one in the background would only wait.
 tests/testbed.sh up --release trixie "${TRIXIE[@]}"
-echo "testbed: 27 hosts up in $(( $(date +%s) - start )) s"
+echo "testbed: 30 hosts up in $(( $(date +%s) - start )) s"
 if ! wait "$release_pid"; then
   cat "$release_log" >&2
   echo "tests/run.sh: the release build failed" >&2

@@ -1,10 +1,12 @@
 //! End-to-end: examples/shop, a Rails 6.1 app on Debian 12's packaged gems, converged and
-//! released by provision on three testbed hosts of its own:
+//! released by provision on testbed hosts of its own:
 //!
-//!     tests/testbed.sh up sh-web1=10.77.0.61 sh-app1=10.77.0.62 sh-db1=10.77.0.63
+//!     tests/testbed.sh up sh-web1=10.77.0.61 sh-app1=10.77.0.62 sh-db1=10.77.0.63 \
+//!         sh-app2=10.77.0.64 sh-db2=10.77.0.65 sh-pdb1=10.77.0.66
 //!
-//! sh-web1: nginx + faye; sh-app1: puma + sidekiq + redis; sh-db1: MariaDB (primary); the
-//! firewall role on all three, so every path the app takes (faye from the app host too) is
+//! sh-web1: nginx + faye; sh-app1: puma + sidekiq + redis + mail; sh-app2: puma; sh-db1:
+//! MariaDB (primary), sh-db2 its replica; sh-pdb1: a production stage's MariaDB. The
+//! firewall role on the staging hosts, so every path the app takes (faye from the app host too) is
 //! one the firewall opens.
 //! examples/shop is released as it is in the repository with `provision release --dir`: the
 //! release builds its assets on the controller in a clean copy, runs the bundle step and the
@@ -27,8 +29,12 @@ use std::time::{Duration, Instant};
 const WEB: &str = "sh-web1";
 const APP: &str = "sh-app1";
 const DB: &str = "sh-db1";
+const APP2: &str = "sh-app2";
+const DB2: &str = "sh-db2";
+/// The production stage's database host, the source of `provision db-copy`.
+const PROD_DB: &str = "sh-pdb1";
 const DEPLOY_TO: &str = "/var/www/shop";
-const DB_NAME: &str = "shop_sandbox";
+const DB_NAME: &str = "shop_staging";
 const INTERCEPT: &str = "admins@example.com";
 
 /// Runs `cmd` on `host` as root; fails the test unless it exits 0.
@@ -85,7 +91,7 @@ fn json_str(body: &str, key: &str) -> Option<String> {
     v.get(key)?.as_str().map(String::from)
 }
 
-/// The project: the stack's roles and an inventory for the three sh- hosts, stage sandbox,
+/// The project: the stack's roles and an inventory for the sh- hosts, stage staging,
 /// secrets with hostile characters (as inventories/sandbox.yml), root with the testbed key.
 fn project() -> Project {
     let p = Project::new(&[]);
@@ -94,7 +100,7 @@ fn project() -> Project {
     }
     let tb = common::testbed_dir();
     let inv = format!(
-        r##"stage: sandbox
+        r##"stage: staging
 ssh:
   identity_file: {key}
   known_hosts: {known}
@@ -117,8 +123,15 @@ hosts:
   {APP}:
     address: {app}
     roles: [firewall, mail, redis, puma, sidekiq]
+  {APP2}:
+    address: {app2}
+    roles: [firewall, puma]
   {DB}:
     address: {db}
+    roles: [firewall, mysql]
+    primary: true
+  {DB2}:
+    address: {db2}
     roles: [firewall, mysql]
 "##,
         key = tb.join("id_ed25519").display(),
@@ -126,6 +139,8 @@ hosts:
         web = address(WEB),
         app = address(APP),
         db = address(DB),
+        app2 = address(APP2),
+        db2 = address(DB2),
     );
     p.write("inventories/test.yml", &inv);
     p
@@ -181,7 +196,7 @@ fn shop_rails_app_on_the_stack() {
     assert!(r.stdout.contains("assets:precompile"), "the release built the assets:\n{}", r.stdout);
     assert!(r.stdout.contains(&format!("migrations on {APP}")), "{}", r.stdout);
     common::record(&format!("shop: release v1 (assets built on the controller, bundle, migrations, health gate, switch): {:.1} s", started.elapsed().as_secs_f64()));
-    for h in [WEB, APP] {
+    for h in [WEB, APP, APP2] {
         assert_eq!(sh(h, &format!("cat {DEPLOY_TO}/current/REVISION")), "v1", "{h}");
     }
     let tables = sh(DB, &format!("mysql -NBe 'SHOW TABLES FROM {DB_NAME}' | sort | tr '\\n' ' '"));
@@ -196,12 +211,19 @@ fn shop_rails_app_on_the_stack() {
     assert_eq!(header(&h, "x-served-by"), Some(APP), "{h}");
     assert_eq!(header(&h, "x-revision"), Some("v1"), "{h}");
     assert!(page.contains(&format!("<strong id=\"host\">{APP}</strong>")), "{page}");
-    assert!(page.contains("<title>shop (sandbox)</title>"), "config/environments/sandbox.rb names the stage:\n{page}");
+    assert!(page.contains("<title>shop (staging)</title>"), "config/environments/staging.rb names the stage:\n{page}");
     // The released tree's bundle resolves for the deploy user, against the system's gems.
     let check = sh(APP, &format!("cd {DEPLOY_TO}/current && runuser -u deploy -- bundle check"));
     assert!(check.contains("dependencies are satisfied"), "{check}");
     let (_, h, body) = curl(&jar, &[&format!("{base}/up")]);
     assert_eq!((status(&h), body.as_str()), (200, "up\n"));
+    // nginx balances the page over both app hosts.
+    let mut served = std::collections::BTreeSet::new();
+    for _ in 0..12 {
+        let (_, h, _) = curl(&jar, &[&format!("{base}/")]);
+        served.insert(header(&h, "x-served-by").unwrap_or_default().to_string());
+    }
+    assert_eq!(served, [APP, APP2].iter().map(|s| s.to_string()).collect(), "12 requests through {WEB} were served by {served:?}");
 
     // 4. A fingerprinted asset from the page, served by nginx (its /assets/ location's
     // far-future headers; nginx's access log has it, puma's log does not).
@@ -220,7 +242,7 @@ fn shop_rails_app_on_the_stack() {
     assert!(header(&h, "x-served-by").is_none(), "puma answered {css}:\n{h}");
     let access = sh(WEB, &format!("grep -c 'GET {css} ' /var/log/nginx/access.log || true"));
     assert_ne!(access, "0", "nginx's access log has {css}");
-    let puma_log = sh(APP, &format!("grep -c 'GET \"{css}\"' {DEPLOY_TO}/shared/log/sandbox.log || true"));
+    let puma_log = sh(APP, &format!("grep -c 'GET \"{css}\"' {DEPLOY_TO}/shared/log/staging.log || true"));
     assert_eq!(puma_log, "0", "the app's log has {css}: puma served it");
 
     // 5. The form: POST /orders with the page's CSRF token enqueues the job; sidekiq on
@@ -260,12 +282,14 @@ fn shop_rails_app_on_the_stack() {
     assert_eq!(json_str(&ran, "mailed_to").as_deref(), Some(INTERCEPT), "{ran}");
     let row = sh(DB, &format!("mysql -NBe \"SELECT r.worker, o.email, o.item FROM {DB_NAME}.job_runs r JOIN {DB_NAME}.orders o ON o.id = r.order_id WHERE r.job_id = '{job}'\""));
     assert_eq!(row, format!("{APP}\t{buyer}\ttea & <biscuits>"), "the row on {DB}");
+    let q = format!("mysql -NBe \"SELECT worker FROM {DB_NAME}.job_runs WHERE job_id = '{job}'\"");
+    wait_for(60, &format!("the row replicated to {DB2}"), || (sh(DB2, &q) == APP).then_some(()));
     let (_, h, shown) = curl(&jar, &[&format!("{base}{}", location.trim_start_matches(&base))]);
     assert_eq!(status(&h), 200, "{h}");
     assert!(shown.contains("tea &amp; &lt;biscuits&gt;") && shown.contains(&format!("confirmed by {APP}")), "{shown}");
 
     // 6. The mail: To rewritten to MAIL_INTERCEPT_TO, the buyer kept in X-Original-To.
-    let log = sh(APP, &format!("grep -c 'Delivered mail' {DEPLOY_TO}/shared/log/sandbox.log || true"));
+    let log = sh(APP, &format!("grep -c 'Delivered mail' {DEPLOY_TO}/shared/log/staging.log || true"));
     assert_ne!(log, "0", "the app's log shows the mail delivered to sendmail");
     // The mail role's exim on sh-app1 kept it in the local mailbox: To is the intercept
     // address, the buyer is only in X-Original-To, and exim delivered locally, nothing else.
@@ -275,7 +299,7 @@ fn shop_rails_app_on_the_stack() {
     });
     assert!(mbox.lines().any(|l| l == format!("To: {INTERCEPT}")), "To is the intercept address:\n{mbox}");
     assert!(mbox.lines().any(|l| l == format!("X-Original-To: {buyer}")), "X-Original-To keeps the buyer:\n{mbox}");
-    assert!(mbox.contains("Subject: [sandbox] Order #"), "{mbox}");
+    assert!(mbox.contains("Subject: [staging] Order #"), "{mbox}");
     let exim = sh(APP, "cat /var/log/exim4/mainlog");
     let deliveries: Vec<&str> = exim.lines().filter(|l| l.contains(" => ") || l.contains(" -> ")).collect();
     assert!(!deliveries.is_empty(), "exim delivered nothing:\n{exim}");
@@ -323,9 +347,14 @@ fn shop_rails_app_on_the_stack() {
     assert!(r.stdout.contains("Gemfile.lock unchanged, skipped"), "the bundle step was not skipped:\n{}", r.stdout);
     assert_eq!(sh(DB, &format!("mysql -NBe \"SHOW COLUMNS FROM {DB_NAME}.orders LIKE 'gift_note'\" | cut -f1")), "gift_note");
     assert_eq!(sh(DB, &format!("mysql -NBe 'SELECT COUNT(*) FROM {DB_NAME}.schema_migrations'")), "3");
+    let column = format!("mysql -NBe \"SHOW COLUMNS FROM {DB_NAME}.orders LIKE 'gift_note'\" | cut -f1");
+    wait_for(60, &format!("the new column replicated to {DB2}"), || (sh(DB2, &column) == "gift_note").then_some(()));
+    assert!(!r.stdout.contains(&format!("{APP2}: == ")), "{APP2} ran a migration:\n{}", r.stdout);
     assert_eq!(r.stdout.matches(&format!("{APP}: == 20261202000003 AddGiftNoteToOrders: migrating")).count(), 1, "the migration ran once, on {APP}:\n{}", r.stdout);
     assert_eq!(r.stdout.matches("AddGiftNoteToOrders: migrating").count(), 1, "the migration ran on one host:\n{}", r.stdout);
     assert_eq!(sh(WEB, &format!("cat {DEPLOY_TO}/current/REVISION")), "v2");
+
+    db_copy_from_production_keeps_the_mail_intercepted(&p, &jar, &base);
 
     // 10. A second converge changes nothing (the release left the services as the roles want).
     let started = Instant::now();
@@ -378,4 +407,55 @@ impl Load {
         self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
         self.threads.into_iter().map(|t| t.join().unwrap_or((0, 1))).fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1))
     }
+}
+
+/// `provision db-copy` from a production-stage inventory (sh-pdb1, a customer's order in its
+/// database) into this staging one: the production row arrives on sh-db1 (and replicates),
+/// and staging's mail still goes to the administrators, never to a customer.
+fn db_copy_from_production_keeps_the_mail_intercepted(p: &Project, jar: &Path, base: &str) {
+    let tb = common::testbed_dir();
+    p.write(
+        "inventories/production.yml",
+        &format!(
+            "stage: production\nssh:\n  identity_file: {}\n  known_hosts: {}\nvars:\n  app: shop\n  mysql_innodb_buffer_pool_share: 0.01\nhosts:\n  {PROD_DB}:\n    address: {}\n    roles: [mysql]\n    primary: true\n",
+            tb.join("id_ed25519").display(),
+            tb.join("known_hosts").display(),
+            address(PROD_DB)
+        ),
+    );
+    let r = common::run_provision(p.dir.path(), &[], &["inventories/production.yml"]);
+    assert_eq!(r.code, 0, "the production database host:\n{}", r.all());
+    // Production's schema is staging's (the same releases, so the same migrations applied);
+    // a customer's order in it.
+    let schema = sh(DB, &format!("{{ mysqldump --no-data --skip-comments {DB_NAME}; mysqldump --no-create-info --skip-comments {DB_NAME} schema_migrations ar_internal_metadata; }} | base64 -w0"));
+    sh(PROD_DB, &format!("echo {schema} | base64 -d | mysql shop_production"));
+    let customer = "real.customer@example.net";
+    sh(PROD_DB, &format!("mysql shop_production -e \"INSERT INTO orders (email, item, quantity, created_at, updated_at) VALUES ('{customer}', 'production tea', 3, NOW(), NOW())\""));
+
+    let started = Instant::now();
+    let r = common::run_provision(p.dir.path(), &[], &["db-copy", "--from", "inventories/production.yml", "--to", "inventories/test.yml"]);
+    assert_eq!(r.code, 0, "db-copy production -> staging:\n{}", r.all());
+    common::record(&format!("shop: db-copy from the production stage ({PROD_DB}) into staging ({DB}): {:.1} s", started.elapsed().as_secs_f64()));
+    let q = format!("mysql -NBe \"SELECT COUNT(*) FROM {DB_NAME}.orders WHERE email = '{customer}'\"");
+    assert_eq!(sh(DB, &q), "1", "the production order is in staging's database");
+    wait_for(60, &format!("the copy replicated to {DB2}"), || (sh(DB2, &q) == "1").then_some(()));
+
+    // An order on staging after the copy: its mail lands in the local mailbox, addressed to
+    // the administrators; the production customer is in no delivery.
+    let (_, _, page) = curl(jar, &[&format!("{base}/")]);
+    let token = page.split("name=\"authenticity_token\" value=\"").nth(1).and_then(|s| s.split('"').next()).unwrap_or_default().to_string();
+    let buyer = "after.copy@shop.example.org";
+    let (_, h, body) = curl(
+        jar,
+        &["--data-urlencode", &format!("authenticity_token={token}"), "--data-urlencode", &format!("order[email]={buyer}"), "--data-urlencode", "order[item]=copied tea", &format!("{base}/orders")],
+    );
+    assert_eq!(status(&h), 303, "POST /orders after the copy:\n{h}{body}");
+    let mbox = wait_for(60, "the mail after the copy", || {
+        let m = String::from_utf8_lossy(&ssh_output(APP, "cat /var/mail/mailcatch 2>/dev/null").stdout).replace('\r', "");
+        m.contains(&format!("X-Original-To: {buyer}")).then_some(m)
+    });
+    let last = &mbox[mbox.rfind("\nFrom ").unwrap_or(0)..];
+    assert!(last.lines().any(|l| l == format!("To: {INTERCEPT}")), "after db-copy, staging's mail goes to {INTERCEPT}:\n{last}");
+    let exim = sh(APP, "cat /var/log/exim4/mainlog");
+    assert!(!exim.contains(customer), "exim saw the production customer:\n{exim}");
 }
