@@ -159,7 +159,7 @@ fn shop_rails_app_on_the_stack() {
     let started = Instant::now();
     let r = p.run(&[]);
     assert_eq!(r.code, 0, "the first converge:\n{}", r.all());
-    common::record(&format!("shop: first converge of sh-web1, sh-app1, sh-db1: {:.0} s", started.elapsed().as_secs_f64()));
+    common::record(&format!("shop: first converge of the 5 staging hosts: {:.0} s", started.elapsed().as_secs_f64()));
     let env = sh(APP, "cat /etc/shop/shop.env");
     assert!(env.contains(&format!("MAIL_INTERCEPT_TO={INTERCEPT}")), "{env}");
     assert!(env.contains(&format!("FAYE_URL=http://{web}:9293/faye")), "FAYE_URL names the faye host:\n{env}");
