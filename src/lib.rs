@@ -41,6 +41,7 @@ pub mod shell;
 pub mod ssh_persist;
 pub mod template;
 pub mod template_topology;
+pub mod template_unit;
 pub mod terminal;
 pub mod transport;
 pub mod vars;

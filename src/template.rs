@@ -236,6 +236,9 @@ impl CodeKind {
 /// Writes a printed value: as it is in config files, quoted in code.
 fn format_value(out: &mut minijinja::Output, state: &mut minijinja::State, value: &JValue) -> Result<(), Error> {
     let Some(kind) = CodeKind::of_state(state) else {
+        if !value.is_safe() {
+            crate::template_unit::check_value(state.name(), value)?;
+        }
         return minijinja::escape_formatter(out, state, value);
     };
     if value.is_safe() {
