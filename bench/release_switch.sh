@@ -7,7 +7,7 @@
 # Environment: RUNS (default 9 releases each).
 # It builds both in release mode (the base in a git worktree under target/), brings up the
 # sandbox stack (never down), bootstraps and converges it once with this tree (setup, not timed), then
-# alternates releases of examples/flipper by the base and by this tree and prints medians
+# alternates releases of examples/shop (the sandbox's app; each release builds its assets) by the base and by this tree and prints medians
 # of two measures and their ratios:
 #   wall    the whole `provision release`, lock to unlock (here it includes the gate);
 #   switch  the switch phase alone: current switched, puma restarted, health checked
@@ -43,7 +43,7 @@ now() { date +%s%N; }
 release() {
   local out a b
   a=$(now)
-  out=$(NO_COLOR=1 "$1" release "$3" --dir examples/flipper --revision "$2" 2>&1) || { echo "$out" >&2; log "release $2 failed"; exit 1; }
+  out=$(NO_COLOR=1 "$1" release "$3" --dir examples/shop --revision "$2" 2>&1) || { echo "$out" >&2; log "release $2 failed"; exit 1; }
   b=$(now)
   local switch
   switch=$(grep -oE '\[[0-9-]+/8\] current -> .* in [0-9]+ ms' <<<"$out" | grep -oE '[0-9]+ ms$' | grep -oE '[0-9]+')
@@ -66,7 +66,7 @@ median() { printf '%s\n' "$@" | sort -n | awk '{v[NR]=$1} END {print v[int((NR+1
 mwo=$(median "${w_old[@]}"); mso=$(median "${s_old[@]}")
 mwn=$(median "${w_new[@]}"); msn=$(median "${s_new[@]}"); mgn=$(median "${g_new[@]}")
 ratio() { python3 -c "print(f'{$1/$2:.2f}')"; }
-echo "good release of examples/flipper on the sandbox stack, $RUNS releases each, medians:"
+echo "good release of examples/shop on the sandbox stack, $RUNS releases each, medians:"
 echo "  base $BASE: wall ${mwo} ms, switch phase ${mso} ms"
 echo "  this tree:     wall ${mwn} ms, switch phase ${msn} ms, health gate before it ${mgn} ms"
 echo "ratios this/base: wall $(ratio "$mwn" "$mwo"), switch phase $(ratio "$msn" "$mso")"

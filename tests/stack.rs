@@ -1,4 +1,4 @@
-//! End to end: the whole Rails stack (roles/ + inventories/sandbox.yml + examples/flipper)
+//! End to end: the whole Rails stack (roles/ + inventories/sandbox.yml + examples/shop, a Rails app)
 //! provisioned onto real testbed hosts, then every claim of issue 4's "Must show" checked
 //! by reading the hosts back.
 //!
@@ -41,7 +41,7 @@ const HOSTS: [(&str, &str); 7] = [
     ("faye1", "10.77.0.27"),
 ];
 const WEB: &str = "10.77.0.21";
-const DB_NAME: &str = "flipper_sandbox";
+const DB_NAME: &str = "shop_sandbox";
 
 /// The sandbox's database passwords (inventories/sandbox.yml): every printable ASCII
 /// character, and the same reversed for replication.
@@ -257,7 +257,19 @@ fn provision_then_check() {
         assert!(first.out.contains(&format!("{n}: ok=")), "no summary for {n}:\n{}", first.out);
     }
     assert_no_password_part("the first provision", &first.out);
+    // The app itself: examples/shop, released as a user releases it (assets built on this
+    // machine, bundle and migrations on the hosts, the health gate, the switch).
+    let shop = root().join("examples/shop");
+    let release = provision_in(project(), &["release", "inventories/sandbox.yml", "--dir", &shop.to_string_lossy(), "--revision", "shop-1"]);
+    record(&format!("stack: release of examples/shop: {:.1}s, exit {}", release.secs, release.code));
+    assert_eq!(release.code, 0, "provision release of examples/shop:\n{}", release.out);
+    assert!(release.out.contains("migrations on app1"), "{}", release.out);
     check_converged("second run");
+}
+
+/// The app host that rendered shop's page (its `<strong id="host">`).
+fn served_by(page: &str) -> String {
+    page.split("<strong id=\"host\">").nth(1).and_then(|s| s.split('<').next()).unwrap_or_default().to_string()
 }
 
 fn check_converged(what: &str) {
@@ -286,7 +298,7 @@ fn load_balancing() {
     for _ in 0..20 {
         let (status, body) = http(WEB, "GET", "/", None).expect("GET / through web1");
         assert_eq!(status, 200, "GET / through web1: {status} {body}");
-        seen.insert(body.trim().to_string());
+        seen.insert(served_by(&body));
     }
     let want: BTreeSet<String> = ["app1", "app2"].iter().map(|s| s.to_string()).collect();
     assert_eq!(seen, want, "20 requests through web1 were served by {seen:?}");
@@ -303,15 +315,15 @@ fn load_balancing() {
 /// The shared pieces and the puma unit, read back.
 fn app_hosts() {
     for h in ["app1", "app2", "worker1", "faye1"] {
-        let st = sh(h, "stat -c '%a %U %G' /etc/flipper/flipper.env /var/www/flipper/shared/tmp/pids");
+        let st = sh(h, "stat -c '%a %U %G' /etc/shop/shop.env /var/www/shop/shared/tmp/pids");
         assert_eq!(st, "640 root deploy\n755 deploy deploy", "{h}: env file / app tree");
-        let env = sh(h, "cat /etc/flipper/flipper.env");
+        let env = sh(h, "cat /etc/shop/shop.env");
         assert!(env.contains("RAILS_ENV=sandbox") && env.contains("MAIL_INTERCEPT_TO=admins@example.com"), "{h}: env file lacks RAILS_ENV or the mail intercept");
-        assert_eq!(ssh(h, "runuser -u nobody -- cat /etc/flipper/flipper.env").0, 1, "{h}: the env file is readable by others");
+        assert_eq!(ssh(h, "runuser -u nobody -- cat /etc/shop/shop.env").0, 1, "{h}: the env file is readable by others");
     }
-    assert!(sh("app1", "grep pool /var/www/flipper/shared/config/database.yml").contains("pool: 5"));
+    assert!(sh("app1", "grep pool /var/www/shop/shared/config/database.yml").contains("pool: 5"));
     let props = sh("app1", "systemctl show -p Type,WatchdogUSec,User,Restart,UnitFileState,WorkingDirectory puma");
-    for want in ["Type=notify", "WatchdogUSec=10s", "User=deploy", "Restart=always", "UnitFileState=enabled", "WorkingDirectory=/var/www/flipper/current"] {
+    for want in ["Type=notify", "WatchdogUSec=10s", "User=deploy", "Restart=always", "UnitFileState=enabled", "WorkingDirectory=/var/www/shop/current"] {
         assert!(props.contains(want), "puma unit lacks {want}:\n{props}");
     }
     // Phased restart: reload replaces the workers, the master stays.
@@ -334,23 +346,23 @@ fn app_hosts() {
     }
     assert_eq!(sh("db1", "mysql -NBe \"SELECT COUNT(*) FROM mysql.user WHERE User = 'root' AND Host NOT IN ('localhost', '127.0.0.1', '::1')\""), "0");
     assert_eq!(sh("db1", &format!("mysql -NBe \"SELECT DEFAULT_CHARACTER_SET_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = '{DB_NAME}'\"")), "utf8mb4");
-    assert_eq!(sh("db1", "stat -c '%a %U' /etc/mysql/provision/flipper.cnf"), "600 root");
+    assert_eq!(sh("db1", "stat -c '%a %U' /etc/mysql/provision/shop.cnf"), "600 root");
     // The 94-character password arrives as itself: in root's client options (its login
     // works), in the app's environment as systemd gives it to puma, and at MariaDB from an
     // app host with exactly these characters.
     let pw = app_password();
-    assert_eq!(sh("db1", "mysql --defaults-extra-file=/etc/mysql/provision/flipper.cnf -NBe 'SELECT CURRENT_USER()'"), "flipper@localhost");
+    assert_eq!(sh("db1", "mysql --defaults-extra-file=/etc/mysql/provision/shop.cnf -NBe 'SELECT CURRENT_USER()'"), "shop@localhost");
     let environ = sh("app1", "tr '\\0' '\\n' < /proc/$(systemctl show -p MainPID --value puma)/environ | grep '^DB_PASSWORD='");
     assert_eq!(environ, format!("DB_PASSWORD={pw}"), "puma's DB_PASSWORD");
     let login = sh(
         "app1",
         &format!(
-            "printf '%s' {} > /root/pv-pw && ruby -rmysql2 -e 'c = Mysql2::Client.new(host: \"10.77.0.25\", username: \"flipper\", password: File.read(\"/root/pv-pw\")); puts c.query(\"SELECT CURRENT_USER() AS u\").first[\"u\"]'; rm -f /root/pv-pw",
+            "printf '%s' {} > /root/pv-pw && ruby -rmysql2 -e 'c = Mysql2::Client.new(host: \"10.77.0.25\", username: \"shop\", password: File.read(\"/root/pv-pw\")); puts c.query(\"SELECT CURRENT_USER() AS u\").first[\"u\"]'; rm -f /root/pv-pw",
             sq(&pw)
         ),
     );
-    assert_eq!(login, "flipper@10.77.0.22", "the app user logs in with exactly the 94 characters");
-    let wrong = ssh("app1", "ruby -rmysql2 -e 'Mysql2::Client.new(host: \"10.77.0.25\", username: \"flipper\", password: \"wrong\")' 2>&1");
+    assert_eq!(login, "shop@10.77.0.22", "the app user logs in with exactly the 94 characters");
+    let wrong = ssh("app1", "ruby -rmysql2 -e 'Mysql2::Client.new(host: \"10.77.0.25\", username: \"shop\", password: \"wrong\")' 2>&1");
     assert_ne!(wrong.0, 0, "a wrong password must not log in");
     // redis listens on the private address.
     assert!(sh("worker1", "ss -ltnH 'sport = :6379'").contains("10.77.0.24:6379"));
@@ -375,6 +387,16 @@ fn job_through_the_stack() -> String {
         _ => None,
     });
     assert_eq!(json_str(&body, "worker").as_deref(), Some("worker1"), "job {jid}: {body}");
+    // The job's mail (to the order's customer) went to the admins, into worker1's local
+    // mailbox (the mail role's exim), the customer kept in X-Original-To; exim delivered
+    // locally only.
+    assert_eq!(json_str(&body, "mailed_to").as_deref(), Some("admins@example.com"), "job {jid}: {body}");
+    let mbox = sh("worker1", "cat /var/mail/mailcatch").replace('\r', "");
+    assert!(mbox.lines().any(|l| l == "To: admins@example.com") && mbox.lines().any(|l| l == "X-Original-To: customer@example.com"), "worker1's mailbox:\n{mbox}");
+    let exim = sh("worker1", "cat /var/log/exim4/mainlog");
+    for d in exim.lines().filter(|l| l.contains(" => ") || l.contains(" -> ")) {
+        assert!(d.contains(" R=provision_catch_all T=provision_catch_all") && !d.contains(" H="), "a delivery that is not local: {d}");
+    }
     let q = format!("mysql -NBe \"SELECT worker FROM {DB_NAME}.jobs WHERE jid = '{jid}'\"");
     assert_eq!(sh("db1", &q), "worker1", "row of job {jid} on db1");
     wait_for(60, &format!("row of job {jid} replicated to db2"), || (ssh("db2", &q).1 == "worker1").then_some(()));
@@ -501,7 +523,7 @@ fn restart_container(name: &str) {
 /// Must show 7: a variable that breaks nginx's config fails the run with nginx's message,
 /// and web1 keeps serving with the old config.
 fn nginx_check_failure() {
-    let site = "/etc/nginx/sites-available/flipper";
+    let site = "/etc/nginx/sites-available/shop";
     let before = sh("web1", &format!("sha256sum {site}"));
     let run = provision(&["--limit", "web1", "-e", "nginx_client_max_body_size=64q"]);
     assert_eq!(run.code, 1, "a broken nginx config did not fail the run:\n{}", run.out);
@@ -512,7 +534,7 @@ fn nginx_check_failure() {
     sh("web1", "nginx -t 2>&1");
     assert_eq!(sh("web1", "systemctl is-active nginx"), "active");
     let (status, body) = http(WEB, "GET", "/", None).expect("GET / after the failed run");
-    assert!(status == 200 && body.trim().starts_with("app"), "web1 after the failed run: {status} {body}");
+    assert!(status == 200 && served_by(&body).starts_with("app"), "web1 after the failed run: {status} {body}");
     // A normal run afterwards converges again (it runs the reload the failed run journaled).
     let mut fix = provision(&["--limit", "web1"]);
     if fix.code != 0 {

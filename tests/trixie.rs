@@ -128,6 +128,8 @@ fn inventory() -> String {
     let head = &sandbox[..sandbox.find("\nhosts:\n").expect("sandbox.yml has hosts:") + 1];
     // Plain HTTP here, read with a TcpStream: the sandbox's HTTPS is tests/stack.rs's.
     let head = head.replace("nginx_tls: self_signed", "nginx_tls: \"off\"");
+    // flipper here (example_release places it): shop's Gemfile.lock is Debian 12's.
+    let head = head.replace("  app: shop\n", "  app: flipper\n").replace("  sidekiq_require: .\n", "");
     let mut inv = format!("# tests/trixie.rs: the sandbox's settings on the Debian 13 hosts.\n{head}hosts:\n");
     for (name, a, roles) in HOSTS {
         inv.push_str(&format!("  {name}:\n    address: {a}\n    user: admin\n    roles: {roles}\n"));

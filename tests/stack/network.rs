@@ -9,7 +9,7 @@ use crate::common::reaches;
 /// (port, the service's host, hosts whose roles use it, hosts outside those roles).
 const SERVICES: [(&str, u16, &str, &[&str], &[&str]); 4] = [
     ("puma", 3000, "app1", &["web1"], &["worker1", "db1", "faye1"]),
-    ("faye", 9293, "faye1", &["web1"], &["app1", "worker1", "db1"]),
+    ("faye", 9293, "faye1", &["web1", "app1", "worker1"], &["db1", "db2"]),
     ("redis", 6379, "worker1", &["app1", "app2"], &["web1", "db1", "faye1"]),
     ("MariaDB", 3306, "db1", &["app1", "worker1", "db2"], &["web1", "faye1"]),
 ];
@@ -38,7 +38,7 @@ pub fn ports_closed_to_outsiders() {
 /// (no wildcard), on the primary and, replicated, on the replica.
 pub fn database_accounts_per_address() {
     for db in ["db1", "db2"] {
-        let app = sh(db, "mysql -NBe \"SELECT Host FROM mysql.user WHERE User = 'flipper' ORDER BY Host\"");
+        let app = sh(db, "mysql -NBe \"SELECT Host FROM mysql.user WHERE User = 'shop' ORDER BY Host\"");
         assert_eq!(app, "10.77.0.22\n10.77.0.23\n10.77.0.24\nlocalhost", "{db}: the app's accounts");
         let repl = sh(db, "mysql -NBe \"SELECT Host FROM mysql.user WHERE User = 'repl' ORDER BY Host\"");
         assert_eq!(repl, "10.77.0.26", "{db}: the replication accounts");
