@@ -397,7 +397,7 @@ fn job_through_the_stack() -> String {
     for d in exim.lines().filter(|l| l.contains(" => ") || l.contains(" -> ")) {
         assert!(d.contains(" R=provision_catch_all T=provision_catch_all") && !d.contains(" H="), "a delivery that is not local: {d}");
     }
-    let q = format!("mysql -NBe \"SELECT worker FROM {DB_NAME}.jobs WHERE jid = '{jid}'\"");
+    let q = format!("mysql -NBe \"SELECT worker FROM {DB_NAME}.job_runs WHERE job_id = '{jid}'\"");
     assert_eq!(sh("db1", &q), "worker1", "row of job {jid} on db1");
     wait_for(60, &format!("row of job {jid} replicated to db2"), || (ssh("db2", &q).1 == "worker1").then_some(()));
     // The replica replicates, and the app cannot write to it.
