@@ -295,11 +295,14 @@ fn check_converged(what: &str) {
 /// Must show 2: requests through web1 reach app1 and app2.
 fn load_balancing() {
     let mut seen = BTreeSet::new();
+    let mut last = String::new();
     for _ in 0..20 {
         let (status, body) = http(WEB, "GET", "/", None).expect("GET / through web1");
         assert_eq!(status, 200, "GET / through web1: {status} {body}");
         seen.insert(served_by(&body));
+        last = body;
     }
+    web::fingerprinted_asset_from_nginx(&last);
     let want: BTreeSet<String> = ["app1", "app2"].iter().map(|s| s.to_string()).collect();
     assert_eq!(seen, want, "20 requests through web1 were served by {seen:?}");
     // The upstream really is computed from the inventory's puma hosts.

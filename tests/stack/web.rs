@@ -74,3 +74,24 @@ pub fn faye_websocket_over_tls() {
     assert!(out.contains("HTTP/1.1 101 Switching Protocols"), "websocket upgrade through web1 over TLS:\n{out}");
     assert!(out.contains("Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo="), "faye's own accept key:\n{out}");
 }
+
+/// Issue 12, must-show 1: the page's fingerprinted stylesheet is served by nginx from the
+/// release's public/assets (its /assets/ location: far-future headers, nginx's access log),
+/// never by puma (the app's log does not have it).
+pub fn fingerprinted_asset_from_nginx(page: &str) {
+    let css = page
+        .split('"')
+        .find(|s| s.starts_with("/assets/application-") && s.ends_with(".css"))
+        .unwrap_or_else(|| panic!("no fingerprinted stylesheet in the page:\n{page}"))
+        .to_string();
+    let ca = ca().to_string_lossy().into_owned();
+    let headers = curl(&["--cacert", &ca, "-D", "-", "-o", "/dev/null", &format!("https://{NAME}{css}")]).expect("GET the stylesheet");
+    assert!(headers.starts_with("HTTP/1.1 200"), "{css}:\n{headers}");
+    let lower = headers.to_ascii_lowercase();
+    assert!(lower.contains("cache-control: max-age=315360000") && lower.contains("expires: thu, 31 dec 2037"), "far-future headers of nginx's /assets/ location:\n{headers}");
+    assert!(!lower.contains("x-served-by"), "puma answered {css}:\n{headers}");
+    assert_ne!(sh("web1", &format!("grep -c 'GET {css} ' /var/log/nginx/access.log || true")), "0", "nginx's access log lacks {css}");
+    for h in ["app1", "app2"] {
+        assert_eq!(sh(h, &format!("grep -c '{css}' /var/www/shop/shared/log/sandbox.log || true")), "0", "{h}'s app log has {css}: puma served it");
+    }
+}
