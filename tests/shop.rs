@@ -20,6 +20,7 @@
 //! One test, in steps, because each step starts from the state the one before left.
 
 mod common;
+use common::wait_for;
 
 use common::{address, ssh_output, Project};
 use std::path::Path;
@@ -43,18 +44,6 @@ fn sh(host: &str, cmd: &str) -> String {
     let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success(), "on {host}: `{cmd}` failed\nstdout: {stdout}\nstderr: {stderr}");
     stdout.trim().to_string()
-}
-
-/// Polls `f` every 500 ms until it returns Some, or fails with `what` after `secs`.
-fn wait_for<T>(secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out after {secs} s waiting for {what}");
-        std::thread::sleep(Duration::from_millis(500));
-    }
 }
 
 /// curl on the controller with `args`; (exit code, headers, body). Cookies in `jar`.

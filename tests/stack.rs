@@ -18,6 +18,7 @@
 //! provision binary through std::process::Command, HTTPS through curl (tests/stack/web.rs).
 
 mod common;
+use common::wait_for;
 #[path = "stack/network.rs"]
 mod network;
 #[path = "stack/web.rs"]
@@ -150,18 +151,6 @@ fn sh(host: &str, cmd: &str) -> String {
     let (code, out, err) = ssh(host, cmd);
     assert_eq!(code, 0, "on {host}: `{cmd}` exited {code}\nstdout: {out}\nstderr: {err}");
     out
-}
-
-/// Polls `f` every 500 ms until it returns Some, or fails with `what` after `secs`.
-fn wait_for<T>(secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out after {secs}s waiting for {what}");
-        sleep(Duration::from_millis(500));
-    }
 }
 
 /// One request to web1 (HTTPS, see tests/stack/web.rs); (status, body).

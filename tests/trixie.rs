@@ -13,12 +13,12 @@
 //! nothing (asserted on its JSON report). Traffic goes only to those 10.77.0.x addresses.
 
 mod common;
+use common::wait_for;
 use common::record;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::thread::sleep;
 use std::time::{Duration, Instant};
 
 const HOSTS: [(&str, &str, &str); 5] = [
@@ -62,17 +62,6 @@ fn sh(host: &str, cmd: &str) -> String {
     let (code, out, err) = ssh_as("root", host, cmd);
     assert_eq!(code, 0, "on {host}: `{cmd}` exited {code}\nstdout: {out}\nstderr: {err}");
     out
-}
-
-fn wait_for<T>(secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out after {secs}s waiting for {what}");
-        sleep(Duration::from_millis(500));
-    }
 }
 
 /// One HTTP/1.0 request to port 80 of a testbed address; (status, body).

@@ -67,6 +67,18 @@ pub fn reaches(from: &str, to: &str, port: u16) -> bool {
     String::from_utf8_lossy(&out.stdout).trim() == "open"
 }
 
+/// Polls `f` every 500 ms until it returns Some, or fails with `what` after `secs`.
+pub fn wait_for<T>(secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(std::time::Instant::now() < deadline, "timed out after {secs}s waiting for {what}");
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+}
+
 /// Tests that converge the same hosts must not overlap: a second run on a host waits for
 /// nothing, it fails on the host's lock.
 pub fn serial() -> MutexGuard<'static, ()> {
